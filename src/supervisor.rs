@@ -1,0 +1,439 @@
+//! The one event loop (SPEC §5): start ssh, watch it, decide, repeat.
+//!
+//! Everything waits in a single `poll` over the signal pipe (and the probe's
+//! sockets) with a timeout equal to the nearest deadline on the monotonic clock,
+//! so nothing wakes between deadlines and a child's death is seen at once.
+
+use std::ffi::OsString;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use crate::backoff::Backoff;
+use crate::child::{self, Ended, Ssh};
+use crate::signals::SignalPipe;
+use crate::sys;
+
+/// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// What to do once ssh has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Restart,
+    Exit(i32),
+}
+
+/// The exit-status rules of SPEC §5, as a pure function: the action, the log
+/// level and the message.
+pub fn judge(
+    ended: Ended,
+    first_start: bool,
+    gate_time: u32,
+    lived: Duration,
+    name: &str,
+) -> (Then, u8, String) {
+    use crate::log::{ERR, INFO};
+    let status = match ended {
+        Ended::Signaled(signal) => {
+            return (
+                Then::Restart,
+                INFO,
+                format!("ssh exited on signal {signal}, restarting ssh"),
+            )
+        }
+        Ended::Exited(status) => status,
+    };
+    if first_start && gate_time != 0 && lived.as_secs() <= u64::from(gate_time) {
+        return (
+            Then::Exit(1),
+            ERR,
+            format!("ssh exited prematurely with status {status}; {name} exiting"),
+        );
+    }
+    let restart = (
+        Then::Restart,
+        INFO,
+        format!("ssh exited with error status {status}; restarting ssh"),
+    );
+    let exit = |code| {
+        (
+            Then::Exit(code),
+            INFO,
+            format!("ssh exited with status {status}; {name} exiting"),
+        )
+    };
+    match status {
+        255 => restart,
+        0 => exit(0),
+        1 | 2 if !first_start || gate_time == 0 => restart,
+        _ => exit(1),
+    }
+}
+
+/// Where the loop is.
+enum Phase {
+    /// The backoff wait before the next start.
+    Waiting {
+        until: Instant,
+    },
+    Running {
+        ssh: Ssh,
+        started: Instant,
+    },
+    /// ssh was asked to stop; SIGKILL follows at `kill_at`.
+    Stopping {
+        ssh: Ssh,
+        kill_at: Option<Instant>,
+        then: Then,
+    },
+}
+
+pub struct Settings {
+    pub name: String,
+    pub argv: Vec<OsString>,
+    pub gate_time: u32,
+    pub poll: u32,
+    pub max_start: Option<u32>,
+    pub max_lifetime: u32,
+}
+
+pub struct Supervisor {
+    settings: Settings,
+    signals: SignalPipe,
+    backoff: Backoff,
+    starts: u32,
+    lifetime_end: Option<Instant>,
+}
+
+fn is_exit_signal(signal: i32) -> bool {
+    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+}
+
+/// Milliseconds until `deadline`, rounded up so that a wake-up is never early.
+fn poll_timeout(deadline: Option<Instant>, now: Instant) -> i32 {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(now);
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            ms.min(i32::MAX as u128) as i32
+        }
+    }
+}
+
+impl Supervisor {
+    pub fn new(settings: Settings, signals: SignalPipe, began: Instant) -> Supervisor {
+        let lifetime_end = (settings.max_lifetime > 0)
+            .then(|| began + Duration::from_secs(u64::from(settings.max_lifetime)));
+        Supervisor {
+            settings,
+            signals,
+            backoff: Backoff::default(),
+            starts: 0,
+            lifetime_end,
+        }
+    }
+
+    /// Runs until autossh should exit; returns the exit status. No child is left.
+    pub fn run(mut self) -> i32 {
+        let mut phase = match self.next_start(Instant::now()) {
+            ControlFlow::Continue(phase) => phase,
+            ControlFlow::Break(code) => return code,
+        };
+        loop {
+            let now = Instant::now();
+            let timeout = poll_timeout(self.deadline(&phase), now);
+            let mut fds = [libc::pollfd {
+                fd: self.signals.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: fds is a valid array of pollfd for its whole length.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if ready < 0 && sys::last_error().raw_os_error() != Some(libc::EINTR) {
+                error!("poll: {}", sys::error_text(&sys::last_error()));
+            }
+            let flow = match self.on_signals(phase) {
+                ControlFlow::Continue(phase) => self.on_deadlines(phase, Instant::now()),
+                stop => stop,
+            };
+            phase = match flow {
+                ControlFlow::Continue(phase) => phase,
+                ControlFlow::Break(code) => return code,
+            };
+        }
+    }
+
+    fn deadline(&self, phase: &Phase) -> Option<Instant> {
+        let own = match phase {
+            Phase::Waiting { until } => Some(*until),
+            Phase::Running { .. } => None,
+            Phase::Stopping { kill_at, .. } => *kill_at,
+        };
+        [own, self.lifetime_end].into_iter().flatten().min()
+    }
+
+    /// MAXSTART, then the backoff, then the start (SPEC §5).
+    fn next_start(&mut self, now: Instant) -> ControlFlow<i32, Phase> {
+        if self
+            .settings
+            .max_start
+            .is_some_and(|max| self.starts >= max)
+        {
+            info!("max start count reached; exiting");
+            return ControlFlow::Break(0);
+        }
+        let (tries, wait) = self.backoff.before_start(now, self.settings.poll);
+        debug!("checking for grace period, tries = {tries}");
+        if wait.is_zero() {
+            return self.launch(now);
+        }
+        debug!("sleeping for grace time {} secs", wait.as_secs());
+        ControlFlow::Continue(Phase::Waiting { until: now + wait })
+    }
+
+    fn launch(&mut self, now: Instant) -> ControlFlow<i32, Phase> {
+        self.starts += 1;
+        match self.settings.max_start {
+            Some(max) => info!("starting ssh (count {} of {})", self.starts, max),
+            None => info!("starting ssh (count {})", self.starts),
+        }
+        self.backoff.started(now);
+        match child::spawn(&self.settings.argv, &[]) {
+            Ok(ssh) => {
+                info!("ssh child pid is {}", ssh.pid());
+                ControlFlow::Continue(Phase::Running { ssh, started: now })
+            }
+            Err(e) => {
+                let what = if e.raw_os_error() == Some(libc::EAGAIN) {
+                    "fork".to_string()
+                } else {
+                    self.settings.argv[0].to_string_lossy().into_owned()
+                };
+                error!("{}: {}", what, sys::error_text(&e));
+                ControlFlow::Break(1)
+            }
+        }
+    }
+
+    fn on_signals(&mut self, mut phase: Phase) -> ControlFlow<i32, Phase> {
+        for signal in self.signals.drain() {
+            phase = self.on_signal(phase, signal)?;
+        }
+        ControlFlow::Continue(phase)
+    }
+
+    fn on_signal(&mut self, phase: Phase, signal: i32) -> ControlFlow<i32, Phase> {
+        let now = Instant::now();
+        match phase {
+            Phase::Waiting { until } => {
+                if is_exit_signal(signal) {
+                    info!("received signal to exit ({signal})");
+                    return ControlFlow::Break(1);
+                }
+                if matches!(signal, libc::SIGHUP | libc::SIGUSR1) {
+                    // A prod: retry now, keeping the count of quick starts (SPEC §9.6).
+                    return self.launch(now);
+                }
+                ControlFlow::Continue(Phase::Waiting { until })
+            }
+            Phase::Running { mut ssh, started } => {
+                if signal == libc::SIGCHLD {
+                    if let Some(ended) = ssh.try_reap() {
+                        return self.ended(ended, started, now);
+                    }
+                    return ControlFlow::Continue(Phase::Running { ssh, started });
+                }
+                let then = if is_exit_signal(signal) {
+                    info!("received signal to exit ({signal})");
+                    Then::Exit(1)
+                } else if signal == libc::SIGUSR1 {
+                    info!("signalled to kill and restart ssh");
+                    Then::Restart
+                } else {
+                    return ControlFlow::Continue(Phase::Running { ssh, started });
+                };
+                ControlFlow::Continue(self.stop(ssh, then, now))
+            }
+            Phase::Stopping {
+                mut ssh,
+                kill_at,
+                mut then,
+            } => {
+                if is_exit_signal(signal) {
+                    info!("received signal to exit ({signal})");
+                    if then == Then::Restart {
+                        then = Then::Exit(1);
+                    }
+                }
+                if signal == libc::SIGCHLD && ssh.try_reap().is_some() {
+                    return self.after_stop(then, now);
+                }
+                ControlFlow::Continue(Phase::Stopping { ssh, kill_at, then })
+            }
+        }
+    }
+
+    fn stop(&mut self, ssh: Ssh, then: Then, now: Instant) -> Phase {
+        ssh.terminate();
+        Phase::Stopping {
+            ssh,
+            kill_at: Some(now + KILL_GRACE),
+            then,
+        }
+    }
+
+    fn after_stop(&mut self, then: Then, now: Instant) -> ControlFlow<i32, Phase> {
+        match then {
+            Then::Restart => self.next_start(now),
+            Then::Exit(code) => ControlFlow::Break(code),
+        }
+    }
+
+    fn ended(&mut self, ended: Ended, started: Instant, now: Instant) -> ControlFlow<i32, Phase> {
+        let (then, level, message) = judge(
+            ended,
+            self.starts == 1,
+            self.settings.gate_time,
+            now.duration_since(started),
+            &self.settings.name,
+        );
+        crate::log::log(level, &message);
+        self.after_stop(then, now)
+    }
+
+    fn on_deadlines(&mut self, phase: Phase, now: Instant) -> ControlFlow<i32, Phase> {
+        if self.lifetime_end.is_some_and(|end| now >= end) {
+            self.lifetime_end = None;
+            info!("exceeded maximum time to live, shutting down");
+            return match phase {
+                Phase::Waiting { .. } => ControlFlow::Break(0),
+                Phase::Running { ssh, .. } => {
+                    ControlFlow::Continue(self.stop(ssh, Then::Exit(0), now))
+                }
+                Phase::Stopping { ssh, kill_at, then } => {
+                    let then = if then == Then::Restart {
+                        Then::Exit(0)
+                    } else {
+                        then
+                    };
+                    ControlFlow::Continue(Phase::Stopping { ssh, kill_at, then })
+                }
+            };
+        }
+        match phase {
+            Phase::Waiting { until } if now >= until => self.launch(now),
+            Phase::Stopping {
+                ssh,
+                kill_at: Some(at),
+                then,
+            } if now >= at => {
+                info!(
+                    "ssh child pid {} did not exit on SIGTERM; sending SIGKILL",
+                    ssh.pid()
+                );
+                ssh.kill();
+                ControlFlow::Continue(Phase::Stopping {
+                    ssh,
+                    kill_at: None,
+                    then,
+                })
+            }
+            phase => ControlFlow::Continue(phase),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(ended: Ended, first: bool, gate: u32, lived: u64) -> (Then, u8, String) {
+        judge(ended, first, gate, Duration::from_secs(lived), "autossh")
+    }
+
+    #[test]
+    fn premature_exit_on_first_start_within_gate() {
+        for status in [0, 1, 2, 3, 255] {
+            assert_eq!(
+                verdict(Ended::Exited(status), true, 30, 30),
+                (
+                    Then::Exit(1),
+                    3,
+                    format!("ssh exited prematurely with status {status}; autossh exiting")
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn status_rules() {
+        let r = |s: i32| format!("ssh exited with error status {s}; restarting ssh");
+        let e = |s: i32| format!("ssh exited with status {s}; autossh exiting");
+        assert_eq!(
+            verdict(Ended::Exited(255), true, 30, 31),
+            (Then::Restart, 6, r(255))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(255), true, 0, 0),
+            (Then::Restart, 6, r(255))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(0), false, 30, 0),
+            (Then::Exit(0), 6, e(0))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(0), true, 0, 0),
+            (Then::Exit(0), 6, e(0))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(1), true, 30, 31),
+            (Then::Exit(1), 6, e(1))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(2), true, 30, 31),
+            (Then::Exit(1), 6, e(2))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(1), true, 0, 0),
+            (Then::Restart, 6, r(1))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(2), false, 30, 0),
+            (Then::Restart, 6, r(2))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(3), false, 0, 100),
+            (Then::Exit(1), 6, e(3))
+        );
+        assert_eq!(
+            verdict(Ended::Exited(254), true, 0, 100),
+            (Then::Exit(1), 6, e(254))
+        );
+    }
+
+    #[test]
+    fn signals_restart() {
+        assert_eq!(
+            verdict(Ended::Signaled(9), true, 30, 0),
+            (
+                Then::Restart,
+                6,
+                "ssh exited on signal 9, restarting ssh".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn timeouts_round_up() {
+        let now = Instant::now();
+        assert_eq!(poll_timeout(None, now), -1);
+        assert_eq!(poll_timeout(Some(now), now), 0);
+        assert_eq!(poll_timeout(Some(now + Duration::from_micros(1)), now), 1);
+        assert_eq!(
+            poll_timeout(Some(now + Duration::from_millis(1500)), now),
+            1500
+        );
+        assert_eq!(poll_timeout(Some(now - Duration::from_secs(1)), now), 0);
+    }
+}

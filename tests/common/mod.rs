@@ -1,0 +1,305 @@
+//! Shared helpers of the black-box tests: a temporary folder, a fake ssh that
+//! records its arguments and behaves as told, and a guard that never leaves an
+//! autossh (or its ssh) running.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const AUTOSSH: &str = env!("CARGO_BIN_EXE_autossh");
+pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
+
+/// A folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "autossh-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The fake ssh. Each run appends its pid to `pids` and writes its argv
+/// (NUL-separated) to `argv.PID`. What it
+/// does comes from FAKE_PLAN in its environment: one word per run (the last word
+/// repeats), each `exit:N`, `sleep:S:N` (sleep S seconds, exit N), `hang`,
+/// `stubborn` (hang ignoring SIGTERM), `kill:SIG` (kill itself with SIG), `fds`
+/// (list its open descriptors, as `ls` after exec, into `fds.PID`, and exit 0).
+const FAKE_SSH: &str = r#"#!/bin/sh
+d="$FAKE_DIR"
+echo $$ >> "$d/pids"
+printf '%s\0' "$@" > "$d/argv.$$"
+n=$(wc -l < "$d/pids")
+set -- ${FAKE_PLAN:-exit:0}
+while [ $# -gt 1 ] && [ $n -gt 1 ]; do shift; n=$((n - 1)); done
+case "$1" in
+exit:*) exit "${1#exit:}" ;;
+sleep:*) s=${1#sleep:}; sleep "${s%%:*}"; exit "${s#*:}" ;;
+hang) exec sleep 1000 ;;
+stubborn) trap '' TERM; exec sleep 1000 ;;
+kill:*) kill -s "${1#kill:}" $$; sleep 5; exit 99 ;;
+fds) exec ls /proc/self/fd > "$d/fds.$$" ;;
+esac
+exit 98
+"#;
+
+pub struct Fake {
+    pub dir: TempDir,
+}
+
+impl Fake {
+    pub fn new(tag: &str) -> Fake {
+        let dir = TempDir::new(tag);
+        let ssh = dir.path("ssh");
+        fs::write(&ssh, FAKE_SSH).unwrap();
+        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+        Fake { dir }
+    }
+
+    pub fn ssh(&self) -> PathBuf {
+        self.dir.path("ssh")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path("log")
+    }
+
+    /// A command for `program` with a clean AUTOSSH_* environment pointing at the
+    /// fake ssh, the log file, and a gate time of 0 unless set otherwise.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args);
+        for (k, _) in std::env::vars_os() {
+            if k.as_bytes().starts_with(b"AUTOSSH_") || k.as_bytes().starts_with(b"FAKE_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("AUTOSSH_PATH", self.ssh())
+            .env("AUTOSSH_LOGFILE", self.log_path())
+            .env("FAKE_DIR", &self.dir.0)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn autossh(&self, args: &[&str]) -> Command {
+        self.command(AUTOSSH, args)
+    }
+
+    /// Pids of every ssh run so far, in order.
+    pub fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.path("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    pub fn runs(&self) -> usize {
+        self.pids().len()
+    }
+
+    /// The argv (without argv[0]) of the ssh run with `pid`.
+    pub fn argv_of(&self, pid: i32) -> Vec<String> {
+        let raw = fs::read(self.dir.path(&format!("argv.{pid}"))).unwrap_or_default();
+        let mut v: Vec<String> = raw
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        v.pop();
+        v
+    }
+
+    /// The argv of the last ssh run.
+    pub fn last_argv(&self) -> Vec<String> {
+        self.pids()
+            .last()
+            .map(|&p| self.argv_of(p))
+            .unwrap_or_default()
+    }
+
+    pub fn fds_of(&self, pid: i32) -> Vec<String> {
+        fs::read_to_string(self.dir.path(&format!("fds.{pid}")))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The log's messages, without the time stamp and `name[pid]: ` prefix.
+    pub fn messages(&self) -> Vec<String> {
+        messages_of(&fs::read_to_string(self.log_path()).unwrap_or_default())
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        wait_until(limit, || self.log_text().contains(needle))
+    }
+
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter(|m| m.contains(needle))
+            .count()
+    }
+}
+
+/// The messages of a log file's text.
+pub fn messages_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| match l.find("]: ") {
+            Some(i) => l[i + 3..].to_string(),
+            None => l.to_string(),
+        })
+        .collect()
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie counts as gone for these checks only if reaped; report it apart.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// A running autossh, killed (SIGKILL) if the test ends before it does.
+pub struct Running {
+    pub child: Option<Child>,
+    pub pid: i32,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        let child = command.spawn().expect("start autossh");
+        let pid = child.id() as i32;
+        Running {
+            child: Some(child),
+            pid,
+        }
+    }
+
+    /// Waits at most `limit` for the exit status; None if still running.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                use std::os::unix::process::ExitStatusExt;
+                return Some(status.code().unwrap_or(128 + status.signal().unwrap_or(0)));
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid, sig);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command to completion, killing it if it outlives `limit`.
+pub fn run_bounded(mut command: Command, limit: Duration) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    let end = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "command did not finish within {limit:?}: {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+/// True in CI, where tests that need the reference or root must not skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+pub fn have_reference() -> bool {
+    let present = Path::new(REFERENCE).exists();
+    if !present && in_ci() {
+        panic!("{REFERENCE} is missing in CI: .ci/run installs the autossh package");
+    }
+    present
+}

@@ -1,0 +1,413 @@
+//! Supervision, black-box with the fake ssh (SPEC §5, §7, §8).
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn start(fake: &Fake, plan: &str, env: &[(&str, &str)]) -> Running {
+    let mut c = fake.autossh(&["-M", "0", "-N", "host"]);
+    c.env("FAKE_PLAN", plan);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Running::start(c)
+}
+
+/// Children of `pid` that are zombies.
+fn zombies_of(pid: i32) -> usize {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let mut f = rest.split_whitespace();
+            let state = f.next();
+            let ppid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            state == Some("Z") && ppid == pid
+        })
+        .count()
+}
+
+fn wait_runs(fake: &Fake, n: usize) -> bool {
+    wait_until(LIMIT, || fake.runs() >= n)
+}
+
+/// The pid of the ssh now running (the last one started), once it runs.
+fn current_ssh(fake: &Fake) -> i32 {
+    assert!(wait_runs(fake, 1));
+    *fake.pids().last().unwrap()
+}
+
+#[test]
+fn exit_status_rules() {
+    // (plan, gate, expected exit, expected runs, last message)
+    let cases: &[(&str, &str, i32, usize, &str)] = &[
+        (
+            "exit:0",
+            "0",
+            0,
+            1,
+            "ssh exited with status 0; autossh exiting",
+        ),
+        (
+            "exit:3",
+            "0",
+            1,
+            1,
+            "ssh exited with status 3; autossh exiting",
+        ),
+        ("exit:1", "0", 0, 3, "max start count reached; exiting"),
+        ("exit:2", "0", 0, 3, "max start count reached; exiting"),
+        ("exit:255", "0", 0, 3, "max start count reached; exiting"),
+        (
+            "exit:255",
+            "30",
+            1,
+            1,
+            "ssh exited prematurely with status 255; autossh exiting",
+        ),
+        (
+            "exit:0",
+            "30",
+            1,
+            1,
+            "ssh exited prematurely with status 0; autossh exiting",
+        ),
+        (
+            "sleep:2:1",
+            "1",
+            1,
+            1,
+            "ssh exited with status 1; autossh exiting",
+        ),
+        (
+            "sleep:2:255 exit:1",
+            "1",
+            0,
+            3,
+            "max start count reached; exiting",
+        ),
+        ("kill:KILL", "30", 0, 3, "max start count reached; exiting"),
+    ];
+    for &(plan, gate, code, runs, last) in cases {
+        let fake = Fake::new("rules");
+        let mut r = start(
+            &fake,
+            plan,
+            &[("AUTOSSH_GATETIME", gate), ("AUTOSSH_MAXSTART", "3")],
+        );
+        assert_eq!(r.wait(LIMIT), Some(code), "{plan} gate {gate}");
+        assert_eq!(fake.runs(), runs, "{plan} gate {gate}");
+        let m = fake.messages();
+        assert_eq!(m.last().map(String::as_str), Some(last), "{plan}: {m:?}");
+        assert_eq!(m[1], "starting ssh (count 1 of 3)");
+    }
+}
+
+#[test]
+fn signal_death_is_logged_and_restarted() {
+    let fake = Fake::new("sigdeath");
+    let mut r = start(&fake, "kill:SEGV exit:0", &[("AUTOSSH_GATETIME", "0")]);
+    assert_eq!(r.wait(LIMIT), Some(0));
+    let m = fake.messages();
+    assert!(
+        m.contains(&"ssh exited on signal 11, restarting ssh".to_string()),
+        "{m:?}"
+    );
+    assert_eq!(fake.runs(), 2);
+}
+
+#[test]
+fn max_start_zero_starts_nothing() {
+    let fake = Fake::new("max0");
+    let mut r = start(&fake, "exit:0", &[("AUTOSSH_MAXSTART", "0")]);
+    assert_eq!(r.wait(LIMIT), Some(0));
+    assert_eq!(fake.runs(), 0);
+    assert_eq!(
+        fake.messages(),
+        strings(&[
+            "port set to 0, monitoring disabled",
+            "max start count reached; exiting"
+        ])
+    );
+}
+
+#[test]
+fn exit_signals_stop_ssh() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        let fake = Fake::new("exitsig");
+        let mut r = start(&fake, "hang", &[]);
+        let ssh = current_ssh(&fake);
+        assert!(fake.wait_log("ssh child pid is", LIMIT));
+        r.signal(sig);
+        assert_eq!(r.wait(LIMIT), Some(1), "signal {sig}");
+        assert!(!alive(ssh), "ssh survived signal {sig}");
+        assert_eq!(
+            fake.messages().last().unwrap(),
+            &format!("received signal to exit ({sig})")
+        );
+    }
+}
+
+#[test]
+fn usr1_restarts_hup_and_usr2_do_nothing() {
+    let fake = Fake::new("usr1");
+    let mut r = start(&fake, "hang", &[]);
+    let first = current_ssh(&fake);
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    r.signal(libc::SIGHUP);
+    r.signal(libc::SIGUSR2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake.runs(), 1);
+    assert!(alive(first));
+    r.signal(libc::SIGUSR1);
+    assert!(wait_runs(&fake, 2));
+    assert!(wait_until(LIMIT, || !alive(first)));
+    assert!(fake.wait_log("starting ssh (count 2)", LIMIT));
+    assert!(fake.count_log("signalled to kill and restart ssh") == 1);
+    // The killed ssh's own exit is not reported as a failure.
+    assert_eq!(fake.count_log("exited on signal"), 0);
+    assert_eq!(zombies_of(r.pid), 0);
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+}
+
+#[test]
+fn stubborn_ssh_is_killed_after_grace() {
+    let fake = Fake::new("stubborn");
+    let mut r = start(&fake, "stubborn", &[]);
+    let ssh = current_ssh(&fake);
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    // Let the shell reach its exec, so SIGTERM is really ignored.
+    assert!(wait_until(LIMIT, || fs::read_to_string(format!(
+        "/proc/{ssh}/comm"
+    ))
+    .is_ok_and(|c| c.trim() == "sleep")));
+    let asked = Instant::now();
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_millis(4900), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(!exists(ssh) || !alive(ssh));
+    assert!(fake.count_log("sending SIGKILL") == 1);
+}
+
+#[test]
+fn stopped_ssh_is_continued_and_stopped() {
+    let fake = Fake::new("stopped");
+    let mut r = start(&fake, "hang", &[]);
+    let ssh = current_ssh(&fake);
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    signal(ssh, libc::SIGSTOP);
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(Duration::from_secs(3)), Some(1));
+    assert!(!alive(ssh));
+}
+
+#[test]
+fn ssh_dies_with_autossh() {
+    let fake = Fake::new("pdeath");
+    let r = start(&fake, "hang", &[]);
+    let ssh = current_ssh(&fake);
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    assert!(wait_until(LIMIT, || fs::read_to_string(format!(
+        "/proc/{ssh}/comm"
+    ))
+    .is_ok_and(|c| c.trim() == "sleep")));
+    r.signal(libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(ssh)),
+        "ssh outlived autossh"
+    );
+}
+
+#[test]
+fn lifetime_ends_the_run() {
+    let fake = Fake::new("lifetime");
+    let began = Instant::now();
+    let mut r = start(&fake, "hang", &[("AUTOSSH_MAXLIFETIME", "2")]);
+    let ssh = current_ssh(&fake);
+    assert_eq!(r.wait(LIMIT), Some(0));
+    assert!(began.elapsed() >= Duration::from_secs(2));
+    assert!(!alive(ssh));
+    assert_eq!(
+        fake.messages().last().unwrap(),
+        "exceeded maximum time to live, shutting down"
+    );
+}
+
+#[test]
+fn backoff_waits_and_can_be_prodded() {
+    let fake = Fake::new("backoff");
+    let mut r = start(
+        &fake,
+        "exit:255",
+        &[("AUTOSSH_GATETIME", "0"), ("AUTOSSH_LOGLEVEL", "7")],
+    );
+    // Six quick starts, a 2 s wait, the seventh, then an 8 s wait.
+    assert!(fake.wait_log("sleeping for grace time 8 secs", LIMIT));
+    assert_eq!(fake.runs(), 7);
+    assert_eq!(fake.count_log("sleeping for grace time 2 secs"), 1);
+    assert!(fake
+        .messages()
+        .contains(&"checking for grace period, tries = 7".to_string()));
+    // HUP prods it: the eighth starts at once, and the count is kept.
+    r.signal(libc::SIGHUP);
+    assert!(fake.wait_log("sleeping for grace time 18 secs", Duration::from_secs(3)));
+    assert_eq!(fake.runs(), 8);
+    r.signal(libc::SIGUSR2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(fake.runs(), 8);
+    r.signal(libc::SIGUSR1);
+    assert!(fake.wait_log("sleeping for grace time 32 secs", Duration::from_secs(3)));
+    assert_eq!(fake.runs(), 9);
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(Duration::from_secs(3)), Some(1));
+    assert_eq!(
+        fake.messages().last().unwrap(),
+        "received signal to exit (15)"
+    );
+    assert_eq!(zombies_of(r.pid), 0);
+}
+
+#[test]
+fn exec_failure_exits_without_retry() {
+    let fake = Fake::new("exec");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_PATH", "/nonexistent/ssh")
+        .env("AUTOSSH_GATETIME", "0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    let m = fake.messages();
+    assert_eq!(
+        m.iter().filter(|l| l.starts_with("starting ssh")).count(),
+        1
+    );
+    assert_eq!(
+        m.last().unwrap(),
+        "/nonexistent/ssh: No such file or directory"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("autossh: /nonexistent/ssh: No such file or directory"));
+}
+
+#[test]
+fn pid_file_written_and_removed() {
+    let fake = Fake::new("pidfile");
+    let path = fake.dir.path("autossh.pid");
+    let mut r = start(
+        &fake,
+        "hang",
+        &[("AUTOSSH_PIDFILE", path.to_str().unwrap())],
+    );
+    assert!(wait_until(LIMIT, || path.exists()));
+    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", r.pid));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert!(!path.exists());
+}
+
+#[test]
+fn pid_file_never_through_a_symlink_nor_someone_elses() {
+    let fake = Fake::new("pidlink");
+    let target = fake.dir.path("target");
+    fs::write(&target, "keep\n").unwrap();
+    let link = fake.dir.path("link.pid");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut r = start(
+        &fake,
+        "hang",
+        &[("AUTOSSH_PIDFILE", link.to_str().unwrap())],
+    );
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    assert_eq!(fake.runs(), 0);
+    assert_eq!(
+        fake.messages().last().unwrap(),
+        &format!(
+            "cannot open pid file \"{}\": Too many levels of symbolic links",
+            link.display()
+        )
+    );
+
+    // A pid file that another process has since taken over stays.
+    let fake = Fake::new("pidother");
+    let path = fake.dir.path("p.pid");
+    let mut r = start(
+        &fake,
+        "hang",
+        &[("AUTOSSH_PIDFILE", path.to_str().unwrap())],
+    );
+    assert!(wait_until(LIMIT, || path.exists()));
+    fs::write(&path, "1\n").unwrap();
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert_eq!(fs::read_to_string(&path).unwrap(), "1\n");
+}
+
+#[test]
+fn background_detaches_after_checks() {
+    let fake = Fake::new("bg");
+    let pid_file = fake.dir.path("bg.pid");
+    // A bad variable fails in the foreground, with nothing left behind.
+    let mut c = fake.autossh(&["-f", "-M", "0", "host"]);
+    c.env("AUTOSSH_POLL", "x").env("AUTOSSH_PIDFILE", &pid_file);
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!pid_file.exists());
+
+    // -f sets the gate time to 0: exit 1 on the first start restarts.
+    let mut c = fake.autossh(&["-fN", "-M", "0", "host"]);
+    c.env("FAKE_PLAN", "exit:1 hang")
+        .env("AUTOSSH_PIDFILE", "bg.pid")
+        .current_dir(&fake.dir.0);
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(wait_until(LIMIT, || pid_file.exists() && fake.runs() >= 2));
+    let daemon: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(daemon));
+    let ssh = current_ssh(&fake);
+    assert_eq!(fake.argv_of(ssh), strings(&["-N", "host"]));
+    assert!(fake.wait_log("ssh exited with error status 1; restarting ssh", LIMIT));
+    signal(daemon, libc::SIGTERM);
+    assert!(wait_until(LIMIT, || !exists(daemon)));
+    assert!(wait_until(LIMIT, || !alive(ssh)));
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn ssh_gets_only_stdio() {
+    let fake = Fake::new("fds");
+    // Hand autossh an extra open descriptor, as a careless parent would.
+    let mut c = fake.command(
+        "/bin/sh",
+        &[
+            "-c",
+            &format!("exec 7</dev/null 9>&2; exec {AUTOSSH} -M 0 host"),
+        ],
+    );
+    c.env("FAKE_PLAN", "fds").env("AUTOSSH_GATETIME", "0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    let fds = fake.fds_of(*fake.pids().last().unwrap());
+    // ls itself holds 3 for reading the directory.
+    assert!(!fds.is_empty());
+    for fd in &fds {
+        assert!(
+            ["0", "1", "2", "3"].contains(&fd.as_str()),
+            "leaked: {fds:?}"
+        );
+    }
+}
