@@ -225,6 +225,8 @@ fn ssh_argv(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let fake = Fake::new("argv");
     let o = run(&fake, args, env);
     assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    // With -f the run goes on in the background: wait for it to finish.
+    assert!(fake.wait_log("autossh exiting", LIMIT), "{args:?}");
     assert_eq!(fake.runs(), 1);
     fake.last_argv()
 }
