@@ -217,7 +217,8 @@ pub fn ssh_command(program: &OsStr, monitor: Monitor, user_args: &[OsString]) ->
 /// The usage text (SPEC §1), for `name` as the program calls itself.
 pub fn usage(name: &str) -> String {
     format!(
-        "usage: {name} [-V] [-M monitor_port[:echo_port]] [-f] [SSH_OPTIONS] destination [command ...]
+        "usage: {name} [-V] [-M monitor_port[:echo_port]] [-f] [SSH_OPTIONS]
+       destination [command [argument ...]]
 
     -M port[:echo_port]
         watch the connection through this local port. With only a port, ssh

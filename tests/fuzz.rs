@@ -1,0 +1,180 @@
+//! Arbitrary argv and AUTOSSH_* values never make autossh panic, hang or exit
+//! with anything but 0 or 1.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    fn bytes(&mut self) -> Vec<u8> {
+        let len = self.below(12);
+        (0..len)
+            .map(|_| (self.next() & 0xff) as u8)
+            .filter(|&b| b != 0)
+            .collect()
+    }
+}
+
+const TOKENS: &[&str] = &[
+    "-M",
+    "-M0",
+    "-f",
+    "-V",
+    "-N",
+    "-NTf",
+    "-fN",
+    "-NM20000",
+    "-p",
+    "-p2222",
+    "-L",
+    "-R",
+    "-o",
+    "-B",
+    "--",
+    "-",
+    "",
+    "host",
+    "me@nas",
+    "echo",
+    "-v",
+    "-Z",
+    "-M",
+    "0",
+    "20000",
+    "20000:7",
+    "0x4e20",
+    "-1",
+    "65535",
+    "abc",
+    ":",
+    "20000:",
+    "-MV",
+    "-oX=f",
+    "-h",
+    "-?",
+    "-Mf",
+    "-fM",
+    "99999999999999999999",
+];
+
+const NUMBERS: &[&str] = &[
+    "",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "-2",
+    "2",
+    "08",
+    "0x",
+    "0x1f",
+    "010",
+    "+3",
+    " 5",
+    "5 ",
+    "2147483647",
+    "2147483648",
+    "-2147483648",
+    "4294967301",
+    "99999999999999999999",
+    "abc",
+    "1e3",
+    "7",
+    "8",
+];
+
+const NUMERIC: &[&str] = &[
+    "AUTOSSH_GATETIME",
+    "AUTOSSH_POLL",
+    "AUTOSSH_FIRST_POLL",
+    "AUTOSSH_MAXSTART",
+    "AUTOSSH_MAXLIFETIME",
+    "AUTOSSH_LOGLEVEL",
+];
+
+#[test]
+fn arbitrary_input_exits_cleanly() {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    let mut rng = Rng(seed);
+    let fake = Fake::new("fuzz");
+    for round in 0..300 {
+        let mut argv: Vec<OsString> = Vec::new();
+        for _ in 0..rng.below(7) {
+            if rng.below(5) == 0 {
+                argv.push(OsString::from_vec(rng.bytes()));
+            } else {
+                argv.push(rng.pick(TOKENS).into());
+            }
+        }
+        let mut c = fake.command(AUTOSSH, &[]);
+        c.args(&argv);
+        let mut env = Vec::new();
+        for var in NUMERIC {
+            if rng.below(3) == 0 {
+                let value: OsString = if rng.below(4) == 0 {
+                    OsString::from_vec(rng.bytes())
+                } else {
+                    rng.pick(NUMBERS).into()
+                };
+                env.push((var.to_string(), value));
+            }
+        }
+        if rng.below(3) == 0 {
+            env.push(("AUTOSSH_PORT".into(), rng.pick(TOKENS).into()));
+        }
+        if rng.below(3) == 0 {
+            let len = rng.below(80);
+            env.push(("AUTOSSH_MESSAGE".into(), "m".repeat(len).into()));
+        }
+        if rng.below(4) == 0 {
+            env.push(("AUTOSSH_DEBUG".into(), OsString::from_vec(rng.bytes())));
+        }
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        // Poll and lifetime stay short so that nothing can wait long.
+        c.env("FAKE_PLAN", "exit:0");
+        let out = run_bounded(c, Duration::from_secs(20));
+        let code = out.status.code();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(code, Some(0) | Some(1)),
+            "seed {seed} round {round}: {argv:?} {env:?} -> {code:?} {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "seed {seed} round {round}: {argv:?} {env:?}: {stderr}"
+        );
+    }
+    // Backgrounded runs end once their ssh exits 0: give them a moment.
+    assert!(wait_until(Duration::from_secs(10), || {
+        let pids = fake.pids();
+        pids.iter().all(|&p| !alive(p))
+    }));
+}
