@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod log;
 pub mod pidfile;
 pub mod ports;
+pub mod probe;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
@@ -140,6 +141,21 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
         gate_time = 0;
     }
 
+    // SPEC §6: the listener of loop mode is opened once, after -f.
+    let path = match monitor {
+        Monitor::Off => None,
+        Monitor::Echo { port, .. } => Some(probe::Path::Echo { port }),
+        Monitor::Loop { port } => match probe::listen(port + 1) {
+            Ok(listener) => Some(probe::Path::Loop { port, listener }),
+            Err(message) => {
+                error!("{message}");
+                return 1;
+            }
+        },
+    };
+    let net_timeout = std::time::Duration::from_millis(u64::from(config.net_timeout_ms));
+    let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
+
     let signals = match signals::SignalPipe::install() {
         Ok(signals) => signals,
         Err(e) => {
@@ -160,6 +176,8 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
         argv,
         gate_time,
         poll: config.poll,
+        first_poll: config.first_poll,
+        monitor,
         max_start: config.max_start,
         max_lifetime: config.max_lifetime,
     };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::child::{self, Ended, Ssh};
+use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::SignalPipe;
 use crate::sys;
 
@@ -73,12 +74,13 @@ pub fn judge(
 /// Where the loop is.
 enum Phase {
     /// The backoff wait before the next start.
-    Waiting {
-        until: Instant,
-    },
+    Waiting { until: Instant },
     Running {
         ssh: Ssh,
         started: Instant,
+        /// When the next connection test is due (None: no monitoring).
+        next_probe: Option<Instant>,
+        probe: Option<Probe>,
     },
     /// ssh was asked to stop; SIGKILL follows at `kill_at`.
     Stopping {
@@ -93,6 +95,8 @@ pub struct Settings {
     pub argv: Vec<OsString>,
     pub gate_time: u32,
     pub poll: u32,
+    pub first_poll: u32,
+    pub monitor: Option<Monitor>,
     pub max_start: Option<u32>,
     pub max_lifetime: u32,
 }
@@ -143,17 +147,39 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let timeout = poll_timeout(self.deadline(&phase), now);
-            let mut fds = [libc::pollfd {
-                fd: self.signals.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: fds is a valid array of pollfd for its whole length.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.signals.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: -1,
+                    events: 0,
+                    revents: 0,
+                },
+            ];
+            if let (
+                Phase::Running {
+                    probe: Some(probe), ..
+                },
+                Some(monitor),
+            ) = (&phase, &self.settings.monitor)
+            {
+                (fds[1].fd, fds[1].events) = monitor.interest(probe);
+            }
+            let count = if fds[1].fd < 0 { 1 } else { 2 };
+            // SAFETY: fds is a valid array of at least `count` pollfd.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
             if ready < 0 && sys::last_error().raw_os_error() != Some(libc::EINTR) {
                 error!("poll: {}", sys::error_text(&sys::last_error()));
             }
+            // Signals first: a child that died mid-test ends the test with it.
             let flow = match self.on_signals(phase) {
+                ControlFlow::Continue(phase) => self.on_probe(phase, Instant::now()),
+                stop => stop,
+            };
+            let flow = match flow {
                 ControlFlow::Continue(phase) => self.on_deadlines(phase, Instant::now()),
                 stop => stop,
             };
@@ -167,7 +193,10 @@ impl Supervisor {
     fn deadline(&self, phase: &Phase) -> Option<Instant> {
         let own = match phase {
             Phase::Waiting { until } => Some(*until),
-            Phase::Running { .. } => None,
+            Phase::Running {
+                probe: Some(probe), ..
+            } => Some(probe.deadline()),
+            Phase::Running { next_probe, .. } => *next_probe,
             Phase::Stopping { kill_at, .. } => *kill_at,
         };
         [own, self.lifetime_end].into_iter().flatten().min()
@@ -202,7 +231,13 @@ impl Supervisor {
         match child::spawn(&self.settings.argv, &[]) {
             Ok(ssh) => {
                 info!("ssh child pid is {}", ssh.pid());
-                ControlFlow::Continue(Phase::Running { ssh, started: now })
+                let first = Duration::from_secs(u64::from(self.settings.first_poll));
+                ControlFlow::Continue(Phase::Running {
+                    ssh,
+                    started: now,
+                    next_probe: self.settings.monitor.as_ref().map(|_| now + first),
+                    probe: None,
+                })
             }
             Err(e) => {
                 let what = if e.raw_os_error() == Some(libc::EAGAIN) {
@@ -237,12 +272,25 @@ impl Supervisor {
                 }
                 ControlFlow::Continue(Phase::Waiting { until })
             }
-            Phase::Running { mut ssh, started } => {
+            Phase::Running {
+                mut ssh,
+                started,
+                next_probe,
+                probe,
+            } => {
+                let unchanged = |ssh| {
+                    ControlFlow::Continue(Phase::Running {
+                        ssh,
+                        started,
+                        next_probe,
+                        probe,
+                    })
+                };
                 if signal == libc::SIGCHLD {
                     if let Some(ended) = ssh.try_reap() {
                         return self.ended(ended, started, now);
                     }
-                    return ControlFlow::Continue(Phase::Running { ssh, started });
+                    return unchanged(ssh);
                 }
                 let then = if is_exit_signal(signal) {
                     info!("received signal to exit ({signal})");
@@ -251,7 +299,7 @@ impl Supervisor {
                     info!("signalled to kill and restart ssh");
                     Then::Restart
                 } else {
-                    return ControlFlow::Continue(Phase::Running { ssh, started });
+                    return unchanged(ssh);
                 };
                 ControlFlow::Continue(self.stop(ssh, then, now))
             }
@@ -260,11 +308,10 @@ impl Supervisor {
                 kill_at,
                 mut then,
             } => {
-                if is_exit_signal(signal) {
+                // Already on the way out: a repeated signal changes nothing.
+                if is_exit_signal(signal) && then == Then::Restart {
                     info!("received signal to exit ({signal})");
-                    if then == Then::Restart {
-                        then = Then::Exit(1);
-                    }
+                    then = Then::Exit(1);
                 }
                 if signal == libc::SIGCHLD && ssh.try_reap().is_some() {
                     return self.after_stop(then, now);
@@ -300,6 +347,52 @@ impl Supervisor {
         );
         crate::log::log(level, &message);
         self.after_stop(then, now)
+    }
+
+    /// Starts a due connection test, or moves the running one on (SPEC §6).
+    fn on_probe(&mut self, phase: Phase, now: Instant) -> ControlFlow<i32, Phase> {
+        let Some(monitor) = self.settings.monitor.as_ref() else {
+            return ControlFlow::Continue(phase);
+        };
+        let Phase::Running {
+            ssh,
+            started,
+            next_probe,
+            mut probe,
+        } = phase
+        else {
+            return ControlFlow::Continue(phase);
+        };
+        if probe.is_none() && next_probe.is_some_and(|due| now >= due) {
+            probe = monitor.start(now);
+            if probe.is_none() {
+                info!("port down, restarting ssh");
+                return ControlFlow::Continue(self.stop(ssh, Then::Restart, now));
+            }
+        }
+        let outcome = match probe.as_mut() {
+            Some(p) => monitor.advance(p, now),
+            None => Outcome::Pending,
+        };
+        let poll = Duration::from_secs(u64::from(self.settings.poll));
+        match outcome {
+            Outcome::Pending => ControlFlow::Continue(Phase::Running {
+                ssh,
+                started,
+                next_probe,
+                probe,
+            }),
+            Outcome::Passed => ControlFlow::Continue(Phase::Running {
+                ssh,
+                started,
+                next_probe: Some(now + poll),
+                probe: None,
+            }),
+            Outcome::Failed => {
+                info!("port down, restarting ssh");
+                ControlFlow::Continue(self.stop(ssh, Then::Restart, now))
+            }
+        }
     }
 
     fn on_deadlines(&mut self, phase: Phase, now: Instant) -> ControlFlow<i32, Phase> {

@@ -48,11 +48,14 @@ impl Drop for TempDir {
 /// does comes from FAKE_PLAN in its environment: one word per run (the last word
 /// repeats), each `exit:N`, `sleep:S:N` (sleep S seconds, exit N), `hang`,
 /// `stubborn` (hang ignoring SIGTERM), `kill:SIG` (kill itself with SIG), `fds`
-/// (list its open descriptors, as `ls` after exec, into `fds.PID`, and exit 0).
+/// (list its open descriptors, as `ls` after exec, into `fds.PID`, and exit 0),
+/// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
+/// `wrong`, `wrongloop`, `record`).
 const FAKE_SSH: &str = r#"#!/bin/sh
 d="$FAKE_DIR"
 echo $$ >> "$d/pids"
 printf '%s\0' "$@" > "$d/argv.$$"
+forward=$2
 n=$(wc -l < "$d/pids")
 set -- ${FAKE_PLAN:-exit:0}
 while [ $# -gt 1 ] && [ $n -gt 1 ]; do shift; n=$((n - 1)); done
@@ -63,6 +66,17 @@ hang) exec sleep 1000 ;;
 stubborn) trap '' TERM; exec sleep 1000 ;;
 kill:*) kill -s "${1#kill:}" $$; sleep 5; exit 99 ;;
 fds) exec ls /proc/self/fd > "$d/fds.$$" ;;
+fwd:*)
+    # Play the forwards with socat: the first -L is "P:127.0.0.1:X".
+    P=${forward%%:*}; L="TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr,fork"
+    case "${1#fwd:}" in
+    loop) exec socat $L TCP:127.0.0.1:$((P + 1)) ;;
+    echo) exec socat $L PIPE ;;
+    swallow) exec socat $L SYSTEM:'cat >/dev/null' ;;
+    wrong) exec socat $L SYSTEM:'head -c 5 >/dev/null; echo wrong' ;;
+    wrongloop) exec socat $L SYSTEM:"head -c 5 >/dev/null; echo bogus | socat - TCP:127.0.0.1:$((P + 1))" ;;
+    record) exec socat $L SYSTEM:"tee -a $d/received" ;;
+    esac ;;
 esac
 exit 98
 "#;
@@ -302,4 +316,32 @@ pub fn have_reference() -> bool {
         panic!("{REFERENCE} is missing in CI: .ci/run installs the autossh package");
     }
     present
+}
+
+/// A port P with P and P+1 free on 127.0.0.1 now, different for each caller in
+/// this process.
+pub fn free_pair() -> u16 {
+    use std::net::TcpListener;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20000 + (std::process::id() % 200) * 40;
+    for _ in 0..2000 {
+        let n = NEXT.fetch_add(2, Ordering::Relaxed);
+        let port = (base + n % 8000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
+
+/// socat plays the forwards in the probe tests.
+pub fn have_socat() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("socat").exists()));
+    if !found && in_ci() {
+        panic!("socat is missing in CI: .ci/run installs it");
+    }
+    found
 }

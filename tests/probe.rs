@@ -1,0 +1,349 @@
+//! The connection test (SPEC §6), black-box: the fake ssh plays the monitor
+//! forwards with socat (healthy, swallowing, answering wrong, refusing,
+//! frozen), and the reference runs beside ours where it is installed.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Starts autossh on `spec` with the fake ssh playing `plan`, poll `poll` s.
+fn start(program: &str, fake: &Fake, spec: &str, plan: &str, poll: &str) -> Running {
+    let mut c = fake.command(program, &["-M", spec, "-N", "host"]);
+    c.env("FAKE_PLAN", plan)
+        .env("AUTOSSH_POLL", poll)
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    Running::start(c)
+}
+
+fn stop(mut r: Running) {
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+}
+
+#[test]
+fn healthy_tunnels_are_left_alone() {
+    if !have_socat() {
+        return;
+    }
+    for (mode, plan) in [("loop", "fwd:loop"), ("echo", "fwd:echo")] {
+        let fake = Fake::new("healthy");
+        let port = free_pair();
+        let spec = if mode == "loop" {
+            port.to_string()
+        } else {
+            format!("{port}:7")
+        };
+        let r = start(AUTOSSH, &fake, &spec, plan, "1");
+        assert!(
+            wait_until(LIMIT, || fake.count_log("connection ok") >= 3),
+            "{mode}: {:?}",
+            fake.messages()
+        );
+        assert_eq!(fake.runs(), 1, "{mode}");
+        assert_eq!(fake.count_log("port down"), 0, "{mode}");
+        stop(r);
+    }
+}
+
+#[test]
+fn probe_line_is_name_pid_id_message() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("line");
+    let port = free_pair();
+    let mut c = fake.autossh(&["-M", &format!("{port}:7"), "host"]);
+    c.env("FAKE_PLAN", "fwd:record")
+        .env("AUTOSSH_POLL", "1")
+        .env("AUTOSSH_MESSAGE", "hello there");
+    let r = Running::start(c);
+    let received = fake.dir.path("received");
+    assert!(wait_until(LIMIT, || fs::read(&received)
+        .is_ok_and(|b| b.len() > 10 && b.ends_with(b"\r\n"))));
+    let text = fs::read_to_string(&received).unwrap();
+    let line = text.split("\r\n").next().unwrap();
+    let nodename = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let fields: Vec<&str> = line.splitn(5, ' ').collect();
+    assert_eq!(fields[0], nodename.trim());
+    assert_eq!(fields[1], "autossh");
+    assert_eq!(fields[2], r.pid.to_string());
+    assert!(fields[3].parse::<u64>().is_ok(), "{line:?}");
+    assert_eq!(fields[4], "hello there");
+    stop(r);
+}
+
+/// Seconds from the first start until `port down` for the given plan.
+fn detection(
+    program: &str,
+    spec_of: impl Fn(u16) -> String,
+    plan: &str,
+) -> (Duration, Vec<String>) {
+    let fake = Fake::new("detect");
+    let port = free_pair();
+    let began = Instant::now();
+    let r = start(program, &fake, &spec_of(port), plan, "2");
+    assert!(
+        fake.wait_log("port down, restarting ssh", LIMIT),
+        "{program} {plan}: {:?}",
+        fake.messages()
+    );
+    let took = began.elapsed();
+    assert!(
+        wait_until(LIMIT, || fake.runs() >= 2),
+        "{program} {plan}: not restarted"
+    );
+    let messages = fake.messages();
+    stop(r);
+    (took, messages)
+}
+
+fn loop_spec(port: u16) -> String {
+    port.to_string()
+}
+
+fn echo_spec(port: u16) -> String {
+    format!("{port}:7")
+}
+
+#[test]
+fn dead_loop_is_restarted_within_poll_and_timeout() {
+    if !have_socat() {
+        return;
+    }
+    // Poll 2 s, net timeout 1 s: the first test at 2 s, its accept gives up at 3 s.
+    let (took, m) = detection(AUTOSSH, loop_spec, "fwd:swallow");
+    assert!(took < Duration::from_millis(3800), "{took:?}");
+    let i = m
+        .iter()
+        .position(|l| l == "port down, restarting ssh")
+        .unwrap();
+    assert_eq!(m[i - 1], "timeout polling to accept read connection");
+}
+
+#[test]
+fn dead_echo_is_restarted() {
+    if !have_socat() {
+        return;
+    }
+    // The echo test reads twice for 1 s each before it gives up.
+    let (took, m) = detection(AUTOSSH, echo_spec, "fwd:swallow");
+    assert!(took < Duration::from_millis(4800), "{took:?}");
+    assert_eq!(
+        m.iter()
+            .filter(|l| *l == "timeout on io poll, looping to accept again")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn wrong_answers_fail_after_a_second_attempt() {
+    if !have_socat() {
+        return;
+    }
+    let (_, m) = detection(AUTOSSH, echo_spec, "fwd:wrong");
+    assert!(
+        m.iter().any(|l| l.starts_with("not what I sent: ")),
+        "{m:?}"
+    );
+    let (_, m) = detection(AUTOSSH, loop_spec, "fwd:wrongloop");
+    let i = m
+        .iter()
+        .position(|l| l == "port down, restarting ssh")
+        .unwrap();
+    assert_eq!(m[i - 1], "timeout polling to accept read connection");
+}
+
+#[test]
+fn refused_connection_fails_at_once() {
+    let port = free_pair();
+    let (took, m) = detection(AUTOSSH, |_| port.to_string(), "hang");
+    assert!(took < Duration::from_millis(2800), "{took:?}");
+    let i = m
+        .iter()
+        .position(|l| l == "port down, restarting ssh")
+        .unwrap();
+    assert_eq!(m[i - 1], format!("127.0.0.1:{port}: Connection refused"));
+}
+
+#[test]
+fn frozen_ssh_is_replaced() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("frozen");
+    let port = free_pair();
+    let r = start(AUTOSSH, &fake, &port.to_string(), "fwd:loop", "2");
+    assert!(fake.wait_log("connection ok", LIMIT));
+    let first = fake.pids()[0];
+    signal(first, libc::SIGSTOP);
+    assert!(fake.wait_log("port down, restarting ssh", LIMIT));
+    assert!(wait_until(LIMIT, || fake.runs() >= 2));
+    assert!(
+        wait_until(LIMIT, || !alive(first)),
+        "the frozen ssh is still there"
+    );
+    // The new one passes its tests.
+    let ok_before = fake.count_log("connection ok");
+    assert!(wait_until(LIMIT, || fake.count_log("connection ok") > ok_before));
+    stop(r);
+}
+
+#[test]
+fn signals_are_handled_mid_probe() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("midprobe");
+    let port = free_pair();
+    // The echo test of a swallowing tunnel lasts 2 s, from 2 s after the start.
+    let mut r = start(AUTOSSH, &fake, &echo_spec(port), "fwd:swallow", "2");
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    std::thread::sleep(Duration::from_millis(2500));
+    let asked = Instant::now();
+    r.signal(libc::SIGHUP);
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert!(
+        asked.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        asked.elapsed()
+    );
+    let m = fake.messages();
+    assert_eq!(m.last().unwrap(), "received signal to exit (15)");
+    assert_eq!(fake.count_log("port down"), 0, "{m:?}");
+}
+
+#[test]
+fn ssh_death_mid_probe_is_seen_at_once() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("deathmid");
+    let port = free_pair();
+    let r = start(AUTOSSH, &fake, &echo_spec(port), "fwd:swallow", "2");
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Instant::now();
+    signal(fake.pids()[0], libc::SIGKILL);
+    assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));
+    assert!(
+        killed.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(wait_until(LIMIT, || fake.runs() >= 2));
+    assert_eq!(fake.count_log("port down"), 0);
+    stop(r);
+}
+
+#[test]
+fn busy_return_port_is_fatal() {
+    let fake = Fake::new("bind");
+    let port = free_pair();
+    let _holder = TcpListener::bind(("127.0.0.1", port + 1)).unwrap();
+    let mut c = fake.autossh(&["-M", &port.to_string(), "host"]);
+    c.env("FAKE_PLAN", "hang");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    let message = format!("bind on 127.0.0.1:{}: Address already in use", port + 1);
+    assert_eq!(fake.messages(), vec![message.clone()]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!("autossh: {message}\n")
+    );
+    assert_eq!(fake.runs(), 0);
+}
+
+#[test]
+fn stale_connections_do_not_fail_a_test() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("stale");
+    let port = free_pair();
+    let r = start(AUTOSSH, &fake, &port.to_string(), "fwd:loop", "1");
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    // A stranger connects to the return port between tests and says nothing.
+    let _stranger = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
+    assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= 2));
+    assert_eq!(fake.count_log("port down"), 0);
+    stop(r);
+}
+
+#[test]
+fn idle_between_probes_makes_no_system_call() {
+    let have_strace = std::path::Path::new("/usr/bin/strace").exists();
+    if !have_strace {
+        assert!(!in_ci(), "strace is missing in CI: .ci/run installs it");
+        return;
+    }
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("idle");
+    let port = free_pair();
+    let mut c = fake.autossh(&["-M", &port.to_string(), "host"]);
+    c.env("FAKE_PLAN", "fwd:loop")
+        .env("AUTOSSH_POLL", "600")
+        .env("AUTOSSH_FIRST_POLL", "1")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    let r = Running::start(c);
+    assert!(fake.wait_log("connection ok", LIMIT));
+    let out = run_bounded(
+        {
+            let mut s = std::process::Command::new("timeout");
+            s.args(["-s", "INT", "3", "strace", "-c", "-p", &r.pid.to_string()]);
+            s
+        },
+        LIMIT,
+    );
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("attached"), "{report}");
+    // strace -c prints a table only when it saw a call.
+    assert!(
+        !report.contains("% time"),
+        "system calls while idle:\n{report}"
+    );
+    stop(r);
+}
+
+#[test]
+fn detects_no_later_than_the_original() {
+    if !have_reference() || !have_socat() {
+        return;
+    }
+    for (spec_of, plan) in [
+        (loop_spec as fn(u16) -> String, "fwd:swallow"),
+        (echo_spec, "fwd:swallow"),
+        (loop_spec, "hang"),
+    ] {
+        let (theirs, their_log) = detection(REFERENCE, spec_of, plan);
+        let (ours, our_log) = detection(AUTOSSH, spec_of, plan);
+        // Scheduling noise aside, ours is not slower.
+        assert!(
+            ours <= theirs + Duration::from_millis(300),
+            "{plan}: ours {ours:?}, theirs {theirs:?}"
+        );
+        // The same INFO lines up to the restart.
+        let info = |m: &[String]| -> Vec<String> {
+            m.iter()
+                .filter(|l| {
+                    l.starts_with("timeout polling")
+                        || l.starts_with("port down")
+                        || l.contains("Connection refused")
+                })
+                .take(2)
+                .map(|l| l.split(':').next_back().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(info(&our_log), info(&their_log), "{plan}");
+    }
+}
