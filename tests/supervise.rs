@@ -411,3 +411,22 @@ fn ssh_gets_only_stdio() {
         );
     }
 }
+
+#[test]
+fn ssh_starts_with_default_signals() {
+    let fake = Fake::new("sigs");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("FAKE_PLAN", "sigs").env("AUTOSSH_GATETIME", "0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    let pid = *fake.pids().last().unwrap();
+    let masks = fs::read_to_string(fake.dir.path(&format!("sigs.{pid}"))).unwrap();
+    // Nothing blocked, nothing ignored (SIGPIPE is ignored only in autossh).
+    // The C library's own real-time signals (32, 33) are not ours to judge.
+    let classic = |name: &str| {
+        let line = masks.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap() & 0x7fff_ffff
+    };
+    assert_eq!(classic("SigBlk"), 0, "{masks}");
+    assert_eq!(classic("SigIgn"), 0, "{masks}");
+}
