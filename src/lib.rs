@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 #[macro_use]
 pub mod log;
+pub mod notify;
 pub mod pidfile;
 pub mod ports;
 pub mod probe;
@@ -156,6 +157,8 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
     let net_timeout = std::time::Duration::from_millis(u64::from(config.net_timeout_ms));
     let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
 
+    let watchdog = notify::init(lookup);
+
     let signals = match signals::SignalPipe::install() {
         Ok(signals) => signals,
         Err(e) => {
@@ -180,6 +183,9 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
         monitor,
         max_start: config.max_start,
         max_lifetime: config.max_lifetime,
+        watchdog,
     };
-    supervisor::Supervisor::new(settings, signals, began).run()
+    let code = supervisor::Supervisor::new(settings, signals, began).run();
+    notify::stopping();
+    code
 }

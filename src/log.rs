@@ -122,6 +122,9 @@ pub fn log(level: u8, message: &str) {
     if level <= logger.level {
         emit(logger, level, message);
     }
+    if level <= INFO {
+        crate::notify::status(message);
+    }
     if level <= ERR && !logger.log_reaches_stderr && !DETACHED.load(Ordering::Relaxed) {
         let _ = std::io::stderr().write_all(format!("{}: {}\n", logger.name, message).as_bytes());
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::child::{self, Ended, Ssh};
+use crate::notify;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::SignalPipe;
 use crate::sys;
@@ -99,6 +100,8 @@ pub struct Settings {
     pub monitor: Option<Monitor>,
     pub max_start: Option<u32>,
     pub max_lifetime: u32,
+    /// How often to tell the service manager we are alive (WATCHDOG_USEC / 2).
+    pub watchdog: Option<Duration>,
 }
 
 pub struct Supervisor {
@@ -107,6 +110,9 @@ pub struct Supervisor {
     backoff: Backoff,
     starts: u32,
     lifetime_end: Option<Instant>,
+    /// READY=1 has been sent (or there is no service manager to tell).
+    ready: bool,
+    next_watchdog: Option<Instant>,
 }
 
 fn is_exit_signal(signal: i32) -> bool {
@@ -129,12 +135,15 @@ impl Supervisor {
     pub fn new(settings: Settings, signals: SignalPipe, began: Instant) -> Supervisor {
         let lifetime_end = (settings.max_lifetime > 0)
             .then(|| began + Duration::from_secs(u64::from(settings.max_lifetime)));
+        let next_watchdog = settings.watchdog.map(|every| began + every);
         Supervisor {
             settings,
             signals,
             backoff: Backoff::default(),
             starts: 0,
             lifetime_end,
+            ready: !notify::enabled(),
+            next_watchdog,
         }
     }
 
@@ -199,7 +208,28 @@ impl Supervisor {
             Phase::Running { next_probe, .. } => *next_probe,
             Phase::Stopping { kill_at, .. } => *kill_at,
         };
-        [own, self.lifetime_end].into_iter().flatten().min()
+        let ready = match phase {
+            Phase::Running { started, .. } => self.ready_at(*started),
+            _ => None,
+        };
+        [own, self.lifetime_end, self.next_watchdog, ready]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When a running ssh counts as up for the service manager: once it has
+    /// outlived the gate time (a passed first test may come sooner).
+    fn ready_at(&self, started: Instant) -> Option<Instant> {
+        let gate = self.settings.gate_time;
+        (!self.ready && gate > 0).then(|| started + Duration::from_secs(u64::from(gate)))
+    }
+
+    fn set_ready(&mut self) {
+        if !self.ready {
+            self.ready = true;
+            notify::ready();
+        }
     }
 
     /// MAXSTART, then the backoff, then the start (SPEC §5).
@@ -228,9 +258,12 @@ impl Supervisor {
             None => info!("starting ssh (count {})", self.starts),
         }
         self.backoff.started(now);
-        match child::spawn(&self.settings.argv, &[]) {
+        match child::spawn(&self.settings.argv, &notify::PRIVATE_VARIABLES) {
             Ok(ssh) => {
                 info!("ssh child pid is {}", ssh.pid());
+                if self.settings.gate_time == 0 && self.settings.monitor.is_none() {
+                    self.set_ready();
+                }
                 let first = Duration::from_secs(u64::from(self.settings.first_poll));
                 ControlFlow::Continue(Phase::Running {
                     ssh,
@@ -382,12 +415,15 @@ impl Supervisor {
                 next_probe,
                 probe,
             }),
-            Outcome::Passed => ControlFlow::Continue(Phase::Running {
-                ssh,
-                started,
-                next_probe: Some(now + poll),
-                probe: None,
-            }),
+            Outcome::Passed => {
+                self.set_ready();
+                ControlFlow::Continue(Phase::Running {
+                    ssh,
+                    started,
+                    next_probe: Some(now + poll),
+                    probe: None,
+                })
+            }
             Outcome::Failed => {
                 info!("port down, restarting ssh");
                 ControlFlow::Continue(self.stop(ssh, Then::Restart, now))
@@ -396,6 +432,17 @@ impl Supervisor {
     }
 
     fn on_deadlines(&mut self, phase: Phase, now: Instant) -> ControlFlow<i32, Phase> {
+        if let (Some(every), Some(next)) = (self.settings.watchdog, self.next_watchdog) {
+            if now >= next {
+                notify::watchdog();
+                self.next_watchdog = Some(now + every);
+            }
+        }
+        if let Phase::Running { started, .. } = &phase {
+            if self.ready_at(*started).is_some_and(|at| now >= at) {
+                self.set_ready();
+            }
+        }
         if self.lifetime_end.is_some_and(|end| now >= end) {
             self.lifetime_end = None;
             info!("exceeded maximum time to live, shutting down");
