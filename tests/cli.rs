@@ -460,3 +460,33 @@ fn short_poll_and_lifetime_notes() {
         assert!(m.iter().any(|l| l == note), "{note}: {m:?}");
     }
 }
+
+#[test]
+fn log_to_stderr_or_stdout_for_containers() {
+    let fake = Fake::new("stderrlog");
+    let mut c = fake.autossh(&["-M", "abc", "host"]);
+    c.env("AUTOSSH_LOGFILE", "/dev/stderr");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    // One line, in the log format, and no second copy of the error.
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.ends_with("]: invalid port \"abc\"\n"), "{e}");
+    assert!(e.contains(" autossh["), "{e}");
+
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_LOGFILE", "/dev/stdout")
+        .env("AUTOSSH_GATETIME", "0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        messages_of(&out),
+        vec![
+            "port set to 0, monitoring disabled".to_string(),
+            "starting ssh (count 1)".into(),
+            format!("ssh child pid is {}", fake.pids()[0]),
+            "ssh exited with status 0; autossh exiting".into(),
+        ]
+    );
+}

@@ -1,0 +1,158 @@
+//! What autossh really sends to syslog, caught on a /dev/log of the test's own
+//! (a private mount namespace with a fresh /dev), and the logcheck ignore file
+//! of `deploy/logcheck` checked against it: it must ignore every routine line,
+//! at least all that Debian's file ignores for the original. Needs root.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `program args` with /dev/log pointing at a socket of ours; returns the
+/// datagrams received, as syslog files write them (`Mmm dd hh:mm:ss host ...`).
+fn syslog_lines(fake: &Fake, program: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let sock = fake.dir.path("log.sock");
+    let _ = std::fs::remove_file(&sock);
+    let socket = UnixDatagram::bind(&sock).unwrap();
+    let script = r#"set -e
+mount --make-rprivate /
+mkdir -p "$T/dev"
+mount --rbind /dev "$T/dev"
+mount -t tmpfs tmpfs /dev
+for n in null zero urandom random; do touch /dev/$n; mount --bind "$T/dev/$n" /dev/$n; done
+ln -s "$SOCK" /dev/log
+exec "$@""#;
+    let mut c = fake.command("unshare", &["-m", "sh", "-c", script, "sh", program]);
+    c.args(args)
+        .env_remove("AUTOSSH_LOGFILE")
+        .env("T", &fake.dir.0)
+        .env("SOCK", &sock)
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run_bounded(c, LIMIT);
+    assert!(
+        out.status.code().is_some(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        let raw = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // "<14>Nov 25 04:26:57 autossh[9067]: message"
+        let body = raw.split_once('>').map(|(_, b)| b).unwrap_or(&raw);
+        if body.len() > 16 {
+            lines.push(format!("{} {} {}", &body[..15], host.trim(), &body[16..]));
+        }
+    }
+    lines
+}
+
+fn matches(patterns: &str, line: &str) -> bool {
+    patterns.lines().filter(|p| !p.is_empty()).any(|p| {
+        let mut grep = Command::new("grep")
+            .args(["-qE", p])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = grep.stdin.take().unwrap();
+        let _ = input.write_all(format!("{line}\n").as_bytes());
+        drop(input);
+        grep.wait().is_ok_and(|s| s.success())
+    })
+}
+
+fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root || !in_ci(), "the syslog tests need root in CI");
+    root
+}
+
+#[test]
+fn syslog_lines_and_logcheck_patterns() {
+    if !can_run() {
+        return;
+    }
+    let ours_file = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/logcheck/autossh"
+    ))
+    .unwrap();
+    type Scenario<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let scenarios: &[Scenario] = &[
+        (&["-M", "0", "host"], &[("FAKE_PLAN", "exit:0")]),
+        (
+            &["-M", "0", "host"],
+            &[
+                ("FAKE_PLAN", "exit:255 kill:KILL exit:0"),
+                ("AUTOSSH_GATETIME", "0"),
+            ],
+        ),
+        (
+            &["-M", "0", "host"],
+            &[
+                ("FAKE_PLAN", "exit:1"),
+                ("AUTOSSH_GATETIME", "0"),
+                ("AUTOSSH_MAXSTART", "2"),
+            ],
+        ),
+        (
+            &["-M", "0", "host"],
+            &[
+                ("FAKE_PLAN", "hang"),
+                ("AUTOSSH_MAXLIFETIME", "1"),
+                ("AUTOSSH_POLL", "1"),
+            ],
+        ),
+    ];
+    let mut ours_all = Vec::new();
+    for (args, env) in scenarios {
+        let fake = Fake::new("syslog");
+        let ours = syslog_lines(&fake, AUTOSSH, args, env);
+        assert!(!ours.is_empty(), "{args:?} {env:?}: nothing reached syslog");
+        if have_reference() {
+            let fake = Fake::new("syslogref");
+            let theirs = syslog_lines(&fake, REFERENCE, args, env);
+            let strip = |l: &String| l.split_once("]: ").map_or("", |x| x.1).to_string();
+            let norm = |v: &[String]| -> Vec<String> {
+                v.iter()
+                    .map(strip)
+                    .filter(|m| !m.starts_with("ssh child pid is") && !m.contains("lifetime"))
+                    .collect()
+            };
+            assert_eq!(norm(&ours), norm(&theirs), "{args:?} {env:?}");
+            if let Ok(debian) =
+                std::fs::read_to_string("/etc/logcheck/ignore.d.workstation/autossh")
+            {
+                for line in &theirs {
+                    if matches(&debian, line) {
+                        let counterpart = ours.iter().find(|o| strip(o) == strip(line));
+                        if let Some(o) = counterpart {
+                            assert!(matches(&ours_file, o), "ours does not ignore {o:?}");
+                        }
+                    }
+                }
+            }
+        }
+        ours_all.extend(ours);
+    }
+    for line in &ours_all {
+        assert!(line.contains(" autossh["), "{line}");
+        if !line.contains("lifetime") {
+            assert!(matches(&ours_file, line), "not ignored: {line:?}");
+        }
+    }
+}
