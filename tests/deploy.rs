@@ -1,0 +1,230 @@
+//! What `deploy/` ships, each piece run: the man page, the systemd unit and
+//! its example, the Synology rc script.
+
+mod common;
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+
+fn deploy(path: &str) -> String {
+    format!("{DEPLOY}/{path}")
+}
+
+#[test]
+fn man_page_renders_without_warnings_and_covers_everything() {
+    let page = fs::read_to_string(deploy("autossh.1")).unwrap();
+    for word in [
+        "AUTOSSH_GATETIME",
+        "AUTOSSH_POLL",
+        "AUTOSSH_FIRST_POLL",
+        "AUTOSSH_MAXSTART",
+        "AUTOSSH_MAXLIFETIME",
+        "AUTOSSH_MESSAGE",
+        "AUTOSSH_PORT",
+        "AUTOSSH_PATH",
+        "AUTOSSH_PIDFILE",
+        "AUTOSSH_LOGFILE",
+        "AUTOSSH_LOGLEVEL",
+        "AUTOSSH_DEBUG",
+        "EXIT STATUS",
+        "SIGNALS",
+        "RESTART RULES",
+        "DIFFERENCES",
+        "EXAMPLES",
+        "systemctl",
+        "Synology",
+    ] {
+        assert!(page.contains(word), "the man page lacks {word}");
+    }
+    let groff = Path::new("/usr/bin/groff").exists();
+    if !groff {
+        assert!(
+            !in_ci(),
+            "groff is missing in CI: .ci/run installs groff-base"
+        );
+        return;
+    }
+    let out = Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(deploy("autossh.1"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "groff warnings");
+}
+
+/// KEY=VALUE lines of an EnvironmentFile.
+fn environment_file(path: &str) -> Vec<(String, String)> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_unit_and_example_become_ready() {
+    let unit = fs::read_to_string(deploy("systemd/autossh@.service")).unwrap();
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert_eq!(exec, "ExecStart=/usr/bin/autossh $SSH_ARGS");
+    for line in [
+        "Type=notify",
+        "Restart=always",
+        "EnvironmentFile=/etc/autossh/%i.conf",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
+    let start_timeout: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStartSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Run the example as systemd would, with the fake ssh in ssh's place and a
+    // free monitor port in place of the example's.
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("unit");
+    let socket_path = fake.dir.path("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = free_pair();
+    let mut args = Vec::new();
+    let mut c = fake.autossh(&[]);
+    for (k, v) in environment_file(&deploy("systemd/example.conf")) {
+        if k == "SSH_ARGS" {
+            let mut words = v.split_whitespace();
+            while let Some(w) = words.next() {
+                args.push(w.to_string());
+                if w == "-M" {
+                    words.next();
+                    args.push(port.to_string());
+                }
+            }
+            assert!(!args.iter().any(|a| a.starts_with("-f")));
+        } else {
+            c.env(k, v);
+        }
+    }
+    c.args(&args)
+        .env("FAKE_PLAN", "fwd:loop")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "120000000");
+    let began = Instant::now();
+    let mut r = Running::start(c);
+    let mut ready = false;
+    let mut buf = [0u8; 1024];
+    while !ready && began.elapsed() < Duration::from_secs(start_timeout) {
+        if let Ok(n) = socket.recv(&mut buf) {
+            ready = &buf[..n] == b"READY=1";
+        }
+    }
+    assert!(
+        ready,
+        "not ready within TimeoutStartSec: {:?}",
+        fake.messages()
+    );
+    assert!(began.elapsed() < Duration::from_secs(start_timeout / 2));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+}
+
+fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
+    let mut c = Command::new("sh");
+    c.arg(deploy("synology/autossh.sh"))
+        .arg(command)
+        .env("AUTOSSH", AUTOSSH)
+        .env("AUTOSSH_TUNNELS", conf)
+        .env("AUTOSSH_RUN_DIR", fake.dir.path("run"));
+    let out = run_bounded(c, LIMIT);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn synology_rc_script_starts_checks_and_stops_tunnels() {
+    let fake = Fake::new("dsm");
+    let conf = fake.dir.path("tunnels.conf");
+    let ssh = fake.ssh();
+    let log = fake.log_path();
+    let dir = fake.dir.0.display();
+    fs::write(
+        &conf,
+        format!(
+            "# two tunnels\n\
+             tunnel one -M 0 -N -R 2200:localhost:22 me@relay\n\
+             tunnel two -M 0 -N -L 8080:web:80 me@gw\n\
+             env one AUTOSSH_PATH={ssh}\nenv two AUTOSSH_PATH={ssh}\n\
+             env one AUTOSSH_LOGFILE={log}\nenv two AUTOSSH_LOGFILE={log}\n\
+             env one FAKE_DIR={dir}\nenv two FAKE_DIR={dir}\n\
+             env one FAKE_PLAN=hang\nenv two FAKE_PLAN=hang\n",
+            ssh = ssh.display(),
+            log = log.display(),
+        ),
+    )
+    .unwrap();
+    let pid_file = |name: &str| fake.dir.path(&format!("run/{name}.pid"));
+    let read_pid = |name: &str| -> i32 {
+        fs::read_to_string(pid_file(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+
+    assert_eq!(rc(&fake, &conf, "status").0, 3);
+    let (code, out) = rc(&fake, &conf, "start");
+    assert_eq!(code, 0, "{out}");
+    assert!(wait_until(LIMIT, || fake.runs() == 2));
+    let (code, out) = rc(&fake, &conf, "status");
+    assert_eq!(code, 0, "{out}");
+    let (one, two) = (read_pid("one"), read_pid("two"));
+    assert!(alive(one) && alive(two));
+    let mut argvs: Vec<Vec<String>> = fake.pids().iter().map(|&p| fake.argv_of(p)).collect();
+    argvs.sort();
+    assert_eq!(
+        argvs,
+        vec![
+            strings(&["-N", "-L", "8080:web:80", "me@gw"]),
+            strings(&["-N", "-R", "2200:localhost:22", "me@relay"]),
+        ]
+    );
+
+    // A tunnel that died shows in status, and start brings back only it.
+    signal(one, libc::SIGKILL);
+    assert!(wait_until(LIMIT, || !alive(one)));
+    assert_eq!(rc(&fake, &conf, "status").0, 3);
+    let (code, out) = rc(&fake, &conf, "start");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("two: already running"), "{out}");
+    assert_eq!(rc(&fake, &conf, "status").0, 0);
+    assert_eq!(read_pid("two"), two);
+
+    let ssh_pids = fake.pids();
+    let (code, out) = rc(&fake, &conf, "stop");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(rc(&fake, &conf, "status").0, 3);
+    assert!(!pid_file("one").exists() && !pid_file("two").exists());
+    for pid in ssh_pids {
+        assert!(wait_until(LIMIT, || !alive(pid)), "ssh {pid} left running");
+    }
+    assert!(!alive(two));
+}
