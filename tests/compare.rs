@@ -235,7 +235,10 @@ fn same_signal_handling() {
         std::thread::sleep(Duration::from_millis(300));
         assert!(wait_until(LIMIT, || fake.runs() == 2));
         signal(fake.pids()[1], libc::SIGKILL);
-        assert!(wait_until(LIMIT, || fake.count_log("ssh child pid is") == 3), "{program}");
+        assert!(
+            wait_until(LIMIT, || fake.count_log("ssh child pid is") == 3),
+            "{program}"
+        );
         std::thread::sleep(Duration::from_millis(300));
         r.signal(libc::SIGTERM);
         assert_eq!(r.wait(LIMIT), Some(1), "{program}");
