@@ -228,3 +228,61 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     }
     assert!(!alive(two));
 }
+
+#[test]
+fn demo_runs_and_cleans_up() {
+    if !Path::new("/usr/sbin/sshd").exists() {
+        assert!(
+            !in_ci(),
+            "sshd is missing in CI: .ci/run installs openssh-server"
+        );
+        return;
+    }
+    // The fake's folder holds the demo's temporary folder, and its FAKE_DIR
+    // marks everything the demo starts, for cleanup if the test fails.
+    let fake = Fake::new("demo");
+    let mut c = fake.command(&deploy("demo"), &[]);
+    c.env_remove("AUTOSSH_PATH")
+        .env_remove("AUTOSSH_LOGFILE")
+        .env("AUTOSSH", AUTOSSH)
+        .env("TMPDIR", &fake.dir.0);
+    let out = run_bounded(c, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("through the forward: SSH-2.0-"), "{stdout}");
+    assert!(stdout.contains("connection test passed"), "{stdout}");
+    assert!(
+        stdout.contains("restarted; through the forward again: SSH-2.0-"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ssh exited on signal 9, restarting ssh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("starting ssh (count 2)"), "{stdout}");
+    // Its temporary folder is gone, and so is everything it started.
+    let left: Vec<_> = fs::read_dir(&fake.dir.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("autossh-demo."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let marker = format!("FAKE_DIR={}", fake.dir.0.display());
+    let running = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<i32>().is_ok())
+        .filter(|e| {
+            fs::read(e.path().join("environ"))
+                .unwrap_or_default()
+                .split(|&b| b == 0)
+                .any(|v| v == marker.as_bytes())
+        })
+        .count();
+    assert_eq!(running, 0, "the demo left processes running");
+}

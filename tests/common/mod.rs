@@ -89,6 +89,30 @@ pub struct Fake {
     pub dir: TempDir,
 }
 
+impl Drop for Fake {
+    /// Whatever ran with this fake's FAKE_DIR (autossh, its ssh, anything an
+    /// original left behind) is killed, also when the test failed half-way.
+    fn drop(&mut self) {
+        let marker = format!("FAKE_DIR={}", self.dir.0.display());
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.filter_map(|e| e.ok()) {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
+                signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Fake {
     pub fn new(tag: &str) -> Fake {
         let dir = TempDir::new(tag);
