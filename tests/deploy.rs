@@ -286,3 +286,57 @@ fn demo_runs_and_cleans_up() {
         .count();
     assert_eq!(running, 0, "the demo left processes running");
 }
+
+/// A folder with `autossh` in it, for scripts that run it from PATH.
+fn path_with_autossh(fake: &Fake) -> String {
+    let bin = fake.dir.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(AUTOSSH, bin.join("autossh")).unwrap();
+    format!("{}:/usr/bin:/bin", bin.display())
+}
+
+#[test]
+fn wrapper_scripts_work_unchanged() {
+    // autossh.host: a reverse tunnel in the background.
+    let fake = Fake::new("host");
+    let port = free_pair();
+    let mut c = fake.command(
+        "sh",
+        &[concat!(env!("CARGO_MANIFEST_DIR"), "/autossh.host")],
+    );
+    c.env("PATH", path_with_autossh(&fake))
+        .env("SSH_AUTH_SOCK", "/nonexistent")
+        .env("USER_AT_HOST", "me@relay")
+        .env("AUTOSSH_PORT", port.to_string())
+        .env("FAKE_PLAN", "hang");
+    let out = run_bounded(c, LIMIT);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(wait_until(LIMIT, || fake.runs() == 1));
+    assert_eq!(
+        fake.last_argv(),
+        strings(&[
+            "-L",
+            &format!("{port}:127.0.0.1:{port}"),
+            "-R",
+            &format!("{port}:127.0.0.1:{}", port + 1),
+            "-2",
+            "-N",
+            "-R",
+            "2200:localhost:22",
+            "me@relay",
+        ])
+    );
+
+    // rscreen: the remote command arrives as one argument.
+    let fake = Fake::new("rscreen");
+    let mut c = fake.command("sh", &[&deploy("examples/rscreen"), "-p", "2222", "host"]);
+    c.env("PATH", path_with_autossh(&fake))
+        .env("SSH_AUTH_SOCK", "/nonexistent")
+        .env("AUTOSSH_GATETIME", "0");
+    let out = run_bounded(c, LIMIT);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        fake.last_argv(),
+        strings(&["-t", "-p", "2222", "host", "screen -Rd"])
+    );
+}
