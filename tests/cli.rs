@@ -63,20 +63,7 @@ fn usage_errors() {
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.starts_with(&format!("{AUTOSSH}: invalid option -- 'Z'\nusage: autossh [-V] [-M monitor_port[:echo_port]] [-f] [SSH_OPTIONS]")), "{e}");
-    for var in [
-        "AUTOSSH_GATETIME",
-        "AUTOSSH_POLL",
-        "AUTOSSH_FIRST_POLL",
-        "AUTOSSH_MAXSTART",
-        "AUTOSSH_MAXLIFETIME",
-        "AUTOSSH_MESSAGE",
-        "AUTOSSH_PORT",
-        "AUTOSSH_PATH",
-        "AUTOSSH_PIDFILE",
-        "AUTOSSH_LOGFILE",
-        "AUTOSSH_LOGLEVEL",
-        "AUTOSSH_DEBUG",
-    ] {
+    for var in VARIABLES {
         assert!(e.contains(var), "usage lacks {var}");
     }
     let o = run(&fake, &["host", "-p"], &[]);

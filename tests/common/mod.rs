@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 pub const AUTOSSH: &str = env!("CARGO_BIN_EXE_autossh");
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
 
+/// Every variable the usage text and the man page must explain.
+pub const VARIABLES: [&str; 12] = [
+    "AUTOSSH_GATETIME",
+    "AUTOSSH_POLL",
+    "AUTOSSH_FIRST_POLL",
+    "AUTOSSH_MAXSTART",
+    "AUTOSSH_MAXLIFETIME",
+    "AUTOSSH_MESSAGE",
+    "AUTOSSH_PORT",
+    "AUTOSSH_PATH",
+    "AUTOSSH_PIDFILE",
+    "AUTOSSH_LOGFILE",
+    "AUTOSSH_LOGLEVEL",
+    "AUTOSSH_DEBUG",
+];
+
 /// A folder removed when dropped.
 pub struct TempDir(pub PathBuf);
 
