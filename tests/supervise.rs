@@ -430,3 +430,21 @@ fn ssh_starts_with_default_signals() {
     assert_eq!(classic("SigBlk"), 0, "{masks}");
     assert_eq!(classic("SigIgn"), 0, "{masks}");
 }
+
+#[test]
+fn closed_stdio_is_not_filled_by_our_files() {
+    let fake = Fake::new("closedstdio");
+    // Started with stdin and stderr closed, as some init scripts do (the Rust
+    // runtime puts /dev/null there before our files can take those numbers).
+    let mut c = fake.command(
+        "/bin/sh",
+        &["-c", &format!("exec {AUTOSSH} -M 0 host <&- 2>&-")],
+    );
+    c.env("FAKE_PLAN", "stdio").env("AUTOSSH_GATETIME", "0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    let ssh = *fake.pids().last().unwrap();
+    let links = fs::read_to_string(fake.dir.path(&format!("stdio.{ssh}"))).unwrap();
+    assert_eq!(links, "/dev/null\n/dev/null\n");
+    assert!(fake.log_text().contains("ssh exited with status 0"));
+}

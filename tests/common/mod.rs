@@ -65,6 +65,7 @@ impl Drop for TempDir {
 /// repeats), each `exit:N`, `sleep:S:N` (sleep S seconds, exit N), `hang`,
 /// `stubborn` (hang ignoring SIGTERM), `kill:SIG` (kill itself with SIG), `fds`
 /// (list its open descriptors, as `ls` after exec, into `fds.PID`, and exit 0),
+/// `stdio` (where its fds 0 and 2 lead into `stdio.PID`, and exit 0),
 /// `env` (its environment into `env.PID`, then hang),
 /// `sigs` (its blocked and ignored signal masks into `sigs.PID`, and exit 0),
 /// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
@@ -85,6 +86,7 @@ stubborn) trap '' TERM; exec sleep 1000 ;;
 kill:*) kill -s "${1#kill:}" $$; sleep 5; exit 99 ;;
 fds) exec ls /proc/self/fd > "$d/fds.$$" ;;
 env) env > "$d/env.$$"; exec sleep 1000 ;;
+stdio) exec readlink /proc/self/fd/0 /proc/self/fd/2 > "$d/stdio.$$" ;;
 sigs) exec grep -E '^Sig(Blk|Ign):' /proc/self/status > "$d/sigs.$$" ;;
 fwd:*)
     # Play the forwards with socat: the first -L is "P:127.0.0.1:X".
