@@ -275,6 +275,20 @@ fn stop(mut r: Running) {
     assert_eq!(r.wait(LIMIT), Some(1));
 }
 
+/// Our autossh (poll 2 s) carrying a user forward to the remote echo service,
+/// once that forward works: the fake (for the log), the run, the user port.
+fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
+    let fake = Fake::new("e2e");
+    let (port, user) = (free_pair(), free_pair());
+    let r = start(AUTOSSH, &fake, remote, &spec(mode, port), user, "2");
+    assert!(
+        wait_until(LIMIT, || echo_through(user)),
+        "{mode}: {:?}",
+        fake.messages()
+    );
+    (fake, r, user)
+}
+
 fn spec(mode: &str, port: u16) -> String {
     if mode == "loop" {
         port.to_string()
@@ -290,14 +304,7 @@ fn healthy_tunnel_is_left_alone() {
     }
     let remote = Remote::new();
     for mode in ["loop", "echo"] {
-        let fake = Fake::new("e2e-healthy");
-        let (port, user) = (free_pair(), free_pair());
-        let r = start(AUTOSSH, &fake, &remote, &spec(mode, port), user, "2");
-        assert!(
-            wait_until(LIMIT, || echo_through(user)),
-            "{mode}: {:?}",
-            fake.messages()
-        );
+        let (fake, r, user) = tunnel_up(&remote, mode);
         assert!(
             wait_until(LIMIT, || fake.count_log("connection ok") >= 3),
             "{mode}: {:?}",
@@ -317,14 +324,7 @@ fn cut_link_is_detected_and_tunnel_comes_back() {
     }
     for mode in ["loop", "echo"] {
         let remote = Remote::new();
-        let fake = Fake::new("e2e-cut");
-        let (port, user) = (free_pair(), free_pair());
-        let r = start(AUTOSSH, &fake, &remote, &spec(mode, port), user, "2");
-        assert!(
-            wait_until(LIMIT, || echo_through(user)),
-            "{mode}: {:?}",
-            fake.messages()
-        );
+        let (fake, r, user) = tunnel_up(&remote, mode);
         assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= 1));
 
         let cut = Instant::now();
