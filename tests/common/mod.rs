@@ -69,7 +69,7 @@ impl Drop for TempDir {
 /// `env` (its environment into `env.PID`, then hang),
 /// `sigs` (its blocked and ignored signal masks into `sigs.PID`, and exit 0),
 /// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
-/// `wrong`, `wrongloop`, `record`).
+/// `wrong`, `wrongloop`, `record`, `swallowrecord`).
 const FAKE_SSH: &str = r#"#!/bin/sh
 d="$FAKE_DIR"
 echo $$ >> "$d/pids"
@@ -98,6 +98,7 @@ fwd:*)
     wrong) exec socat $L SYSTEM:'head -c 5 >/dev/null; echo wrong' ;;
     wrongloop) exec socat $L SYSTEM:"head -c 5 >/dev/null; echo bogus | socat - TCP:127.0.0.1:$((P + 1))" ;;
     record) exec socat $L SYSTEM:"tee -a $d/received" ;;
+    swallowrecord) exec socat $L SYSTEM:"cat >> $d/received" ;;
     esac ;;
 esac
 exit 98
