@@ -9,12 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn fd_count(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 fn rss_kb(pid: i32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -22,23 +16,6 @@ fn rss_kb(pid: i32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-/// Zombie children of `parent` now.
-fn zombies_of(parent: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
-            let mut f = stat.rsplit(')').next()?.split_whitespace();
-            let state = f.next()?;
-            let ppid: i32 = f.next()?.parse().ok()?;
-            (state == "Z" && ppid == parent).then_some(pid)
-        })
-        .collect()
 }
 
 #[test]
@@ -88,7 +65,7 @@ fn two_thousand_restarts_stay_flat() {
             if (STARTS - 5..STARTS).contains(&n) {
                 keep(&mut last[i]);
             }
-            let seen = zombies_of(r.pid);
+            let (_, seen) = children_of(r.pid);
             let now = Instant::now();
             zombies.retain(|pid, _| seen.contains(pid));
             for pid in seen {

@@ -18,23 +18,6 @@ fn start(fake: &Fake, plan: &str, env: &[(&str, &str)]) -> Running {
     Running::start(c)
 }
 
-/// Children of `pid` that are zombies.
-fn zombies_of(pid: i32) -> usize {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = stat.rsplit(')').next().unwrap_or("");
-            let mut f = rest.split_whitespace();
-            let state = f.next();
-            let ppid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            state == Some("Z") && ppid == pid
-        })
-        .count()
-}
-
 fn wait_runs(fake: &Fake, n: usize) -> bool {
     wait_until(LIMIT, || fake.runs() >= n)
 }
@@ -174,7 +157,7 @@ fn usr1_restarts_hup_and_usr2_do_nothing() {
     assert!(fake.count_log("signalled to kill and restart ssh") == 1);
     // The killed ssh's own exit is not reported as a failure.
     assert_eq!(fake.count_log("exited on signal"), 0);
-    assert_eq!(zombies_of(r.pid), 0);
+    assert_eq!(children_of(r.pid).1.len(), 0);
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait(LIMIT), Some(1));
 }
@@ -275,7 +258,7 @@ fn backoff_waits_and_can_be_prodded() {
         fake.messages().last().unwrap(),
         "received signal to exit (15)"
     );
-    assert_eq!(zombies_of(r.pid), 0);
+    assert_eq!(children_of(r.pid).1.len(), 0);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! autossh (or its ssh) running.
 #![allow(dead_code)]
 
+pub mod remote;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -391,4 +393,62 @@ pub fn have_socat() -> bool {
         panic!("socat is missing in CI: .ci/run installs it");
     }
     found
+}
+
+/// The parent pid and state letter of a process, from /proc.
+fn parent_and_state(pid: i32) -> Option<(i32, char)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut f = stat.rsplit(')').next()?.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((f.next()?.parse().ok()?, state))
+}
+
+fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live (not zombie) children of `parent`, and zombie ones.
+pub fn children_of(parent: i32) -> (Vec<i32>, Vec<i32>) {
+    let mut live = Vec::new();
+    let mut zombies = Vec::new();
+    for pid in all_pids() {
+        if let Some((ppid, state)) = parent_and_state(pid) {
+            if ppid == parent {
+                if state == 'Z' {
+                    zombies.push(pid);
+                } else {
+                    live.push(pid);
+                }
+            }
+        }
+    }
+    (live, zombies)
+}
+
+/// Every process below `root`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = all_pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid, parent_and_state(pid)?.0)))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+pub fn fd_count(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

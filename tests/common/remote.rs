@@ -1,0 +1,368 @@
+//! The test remote host for end-to-end tests with the real OpenSSH: a network
+//! namespace of its own reached through a veth pair, sshd with throwaway keys,
+//! an echo service on its loopback; and the helpers that run autossh against
+//! it. Needs root; `can_run` says whether the tests can run, and fails in CI
+//! when they cannot.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::*;
+
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+pub fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"]
+        .iter()
+        .all(|p| Path::new(p).exists())
+        && have_socat();
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if root && tools && ip {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "end-to-end tests cannot run in CI (root {root}, tools {tools}, ip {ip})"
+    );
+    false
+}
+
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The test remote host: a namespace reached through a veth pair, running sshd
+/// and an echo service. Everything is removed on drop.
+pub struct Remote {
+    dir: TempDir,
+    ns: String,
+    link: String,
+    pub addr: Ipv4Addr,
+    children: Vec<Child>,
+    sshd: Option<Child>,
+}
+
+impl Default for Remote {
+    fn default() -> Remote {
+        Remote::new()
+    }
+}
+
+impl Remote {
+    /// A remote host whose sshd drops a silent client after about 3 s.
+    pub fn new() -> Remote {
+        Remote::with_client_alive(1, 2)
+    }
+
+    /// A remote host whose sshd checks on clients every `interval` seconds and
+    /// drops one after `count` unanswered checks.
+    pub fn with_client_alive(interval: u32, count: u32) -> Remote {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let id = (std::process::id() % 100_000) * 16 + n;
+        let ns = format!("autossh-e2e-{}-{}", std::process::id(), n);
+        let link = format!("vah{:05}{:02}", std::process::id() % 100_000, n);
+        let peer = format!("van{:05}{:02}", std::process::id() % 100_000, n);
+        let slot = id % 16_000;
+        let (a, b) = ((slot / 64) as u8, ((slot % 64) * 4) as u8);
+        let host_addr = Ipv4Addr::new(10, 200 + (a / 250), a % 250, b + 1);
+        let addr = Ipv4Addr::new(10, 200 + (a / 250), a % 250, b + 2);
+        let mut remote = Remote {
+            dir: TempDir::new("e2e"),
+            ns: ns.clone(),
+            link: link.clone(),
+            addr,
+            children: Vec::new(),
+            sshd: None,
+        };
+        sh(&["ip", "netns", "add", &ns]);
+        sh(&[
+            "ip", "link", "add", &link, "type", "veth", "peer", "name", &peer,
+        ]);
+        sh(&["ip", "link", "set", &peer, "netns", &ns]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_addr}/30"),
+            "dev",
+            &link,
+        ]);
+        sh(&["ip", "link", "set", &link, "up"]);
+        let inside = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", ns.as_str()];
+            v.extend_from_slice(args);
+            sh(&v);
+        };
+        inside(&["ip", "addr", "add", &format!("{addr}/30"), "dev", &peer]);
+        inside(&["ip", "link", "set", &peer, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        remote.configure_sshd(interval, count);
+        remote.start_sshd();
+        remote.spawn_inside(&[
+            "socat",
+            "TCP-LISTEN:7,bind=127.0.0.1,reuseaddr,fork",
+            "PIPE",
+        ]);
+        remote
+    }
+
+    pub fn spawn_inside(&mut self, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    fn configure_sshd(&self, interval: u32, count: u32) {
+        let d = &self.dir;
+        for (key, kind) in [("host_key", "ed25519"), ("id", "ed25519")] {
+            sh(&[
+                "ssh-keygen",
+                "-q",
+                "-t",
+                kind,
+                "-N",
+                "",
+                "-f",
+                d.path(key).to_str().unwrap(),
+            ]);
+        }
+        fs::copy(d.path("id.pub"), d.path("authorized_keys")).unwrap();
+        // sshd needs its privilege separation folder.
+        let _ = fs::create_dir_all("/run/sshd");
+        let config = format!(
+            "ListenAddress {addr}:22\nHostKey {dir}/host_key\nAuthorizedKeysFile {dir}/authorized_keys\n\
+             PidFile {dir}/sshd.pid\nStrictModes no\nUsePAM no\nPermitRootLogin yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\n\
+             ClientAliveInterval {interval}\nClientAliveCountMax {count}\nLogLevel ERROR\n",
+            addr = self.addr,
+            dir = d.0.display()
+        );
+        fs::write(d.path("sshd_config"), config).unwrap();
+    }
+
+    /// Starts sshd (again) and waits until it accepts connections.
+    pub fn start_sshd(&mut self) {
+        let d = &self.dir;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.path("sshd.log"))
+            .unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "/usr/sbin/sshd",
+                "-D",
+                "-e",
+                "-f",
+            ])
+            .arg(d.path("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.sshd = Some(child);
+        let ssh_port = SocketAddr::from((self.addr, 22));
+        assert!(
+            wait_until(LIMIT, || TcpStream::connect_timeout(
+                &ssh_port,
+                Duration::from_millis(200)
+            )
+            .is_ok()),
+            "sshd did not come up: {}",
+            fs::read_to_string(self.dir.path("sshd.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the listening sshd; with `sessions`, also every session it
+    /// started (as a crash or a reboot of the remote would).
+    pub fn stop_sshd(&mut self, sessions: bool) {
+        let Some(mut sshd) = self.sshd.take() else {
+            return;
+        };
+        let pid = sshd.id() as i32;
+        if sessions {
+            for child in descendants(pid) {
+                signal(child, libc::SIGKILL);
+            }
+        }
+        let _ = sshd.kill();
+        let _ = sshd.wait();
+    }
+
+    /// Whether something listens on TCP `port` inside the remote host.
+    pub fn listening(&self, port: u16) -> bool {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "cat", "/proc/net/tcp"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                f.get(3) == Some(&"0A")
+                    && f.get(1)
+                        .and_then(|a| a.split_once(':'))
+                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                        == Some(port)
+            })
+    }
+
+    /// ssh options for a non-interactive client of this host, with a user
+    /// forward from local `user_port` to the remote echo service.
+    pub fn ssh_args(&self, user_port: u16) -> Vec<String> {
+        let key = self.dir.path("id");
+        [
+            "-F",
+            "/dev/null",
+            "-i",
+            key.to_str().unwrap(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=2",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-N",
+            "-L",
+            &format!("{user_port}:127.0.0.1:7"),
+            &format!("root@{}", self.addr),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    pub fn link(&self, up: bool) {
+        sh(&[
+            "ip",
+            "link",
+            "set",
+            &self.link,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Everything still running in the namespace (sessions included).
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse() {
+                    signal(pid, libc::SIGKILL);
+                }
+            }
+        }
+        for child in self.children.iter_mut().chain(self.sshd.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
+}
+
+/// Whether a line sent to local `port` comes back (through the user forward).
+pub fn echo_through(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    if s.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+}
+
+pub fn start(
+    program: &str,
+    fake: &Fake,
+    remote: &Remote,
+    spec: &str,
+    user_port: u16,
+    poll: &str,
+) -> Running {
+    let mut c = fake.command(program, &["-M", spec]);
+    c.args(remote.ssh_args(user_port))
+        .env("AUTOSSH_PATH", "/usr/bin/ssh")
+        .env("AUTOSSH_POLL", poll)
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_LOGLEVEL", "7")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Running::start(c)
+}
+
+pub fn stop(mut r: Running) {
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+}
+
+/// Our autossh (poll 2 s) carrying a user forward to the remote echo service,
+/// once that forward works: the fake (for the log), the run, the user port.
+pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
+    let fake = Fake::new("e2e");
+    let (port, user) = (free_pair(), free_pair());
+    let r = start(AUTOSSH, &fake, remote, &spec(mode, port), user, "2");
+    assert!(
+        wait_until(LIMIT, || echo_through(user)),
+        "{mode}: {:?}",
+        fake.messages()
+    );
+    (fake, r, user)
+}
+
+pub fn spec(mode: &str, port: u16) -> String {
+    if mode == "loop" {
+        port.to_string()
+    } else {
+        format!("{port}:7")
+    }
+}

@@ -1,0 +1,216 @@
+//! The fault matrix against the real sshd in a test network namespace. After
+//! each fault: the user's forward works again, exactly one ssh runs, no zombie
+//! is left, and autossh holds the descriptors it held before. Needs root;
+//! fails rather than skips in CI.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::remote::*;
+use common::*;
+
+/// What a healthy run looks like, taken once the tunnel is up.
+struct Baseline {
+    fds: usize,
+}
+
+fn baseline(r: &Running) -> Baseline {
+    // A sample taken mid-spawn counts the spawn's own short-lived pipe.
+    let fds = (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            fd_count(r.pid)
+        })
+        .min()
+        .unwrap();
+    Baseline { fds }
+}
+
+/// The checks after a fault; returns how long the forward took to come back.
+fn recovered(fake: &Fake, r: &Running, user: u16, base: &Baseline, what: &str) -> Duration {
+    let since = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(60), || echo_through(user)),
+        "{what}: forward not back: {:?}",
+        fake.messages()
+    );
+    let took = since.elapsed();
+    // Let a restart in flight finish, then look.
+    assert!(wait_until(LIMIT, || children_of(r.pid).0.len() == 1
+        && fd_count(r.pid) == base.fds));
+    let (live, zombies) = children_of(r.pid);
+    assert_eq!(live.len(), 1, "{what}: ssh processes {live:?}");
+    assert!(zombies.is_empty(), "{what}: zombies {zombies:?}");
+    assert_eq!(fd_count(r.pid), base.fds, "{what}: descriptors");
+    assert!(alive(r.pid));
+    eprintln!("{what}: forward back {took:?} after the fault ended");
+    took
+}
+
+#[test]
+fn sshd_killed_and_restarted() {
+    if !can_run() {
+        return;
+    }
+    let mut remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    remote.stop_sshd(true);
+    assert!(
+        fake.wait_log("restarting ssh", LIMIT),
+        "{:?}",
+        fake.messages()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    remote.start_sshd();
+    recovered(&fake, &r, user, &base, "sshd killed");
+    stop(r);
+}
+
+#[test]
+fn sshd_restarted_under_a_live_session() {
+    if !can_run() {
+        return;
+    }
+    let mut remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    let ssh = children_of(r.pid).0;
+    remote.stop_sshd(false);
+    remote.start_sshd();
+    // The session is untouched: the same ssh keeps passing the tests.
+    let ok = fake.count_log("connection ok");
+    assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= ok + 2));
+    assert_eq!(fake.count_log("starting ssh"), 1);
+    recovered(&fake, &r, user, &base, "sshd restarted");
+    assert_eq!(children_of(r.pid).0, ssh);
+    stop(r);
+}
+
+#[test]
+fn remote_port_held_by_a_stale_session() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("stale");
+    let (port, user) = (free_pair(), free_pair());
+    // A stale session holds the remote end of the monitor loop.
+    let mut stale_args = remote.ssh_args(free_pair());
+    let host = stale_args.pop().unwrap();
+    stale_args.extend(["-R".to_string(), format!("{port}:127.0.0.1:9"), host]);
+    let mut stale = std::process::Command::new("/usr/bin/ssh")
+        .args(&stale_args)
+        .env("FAKE_DIR", &fake.dir.0)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(LIMIT, || remote.listening(port)));
+    // ExitOnForwardFailure: every new ssh exits 255 while the port is held.
+    let r = start(AUTOSSH, &fake, &remote, &port.to_string(), user, "2");
+    assert!(
+        wait_until(LIMIT, || fake
+            .count_log("ssh exited with error status 255; restarting ssh")
+            >= 2),
+        "{:?}",
+        fake.messages()
+    );
+    let base = baseline(&r);
+    // The server lets the port go: the tunnel comes back.
+    let _ = stale.kill();
+    let _ = stale.wait();
+    recovered(&fake, &r, user, &base, "stale remote port");
+    stop(r);
+}
+
+#[test]
+fn frozen_ssh_is_replaced() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "echo");
+    let base = baseline(&r);
+    let ssh = children_of(r.pid).0[0];
+    signal(ssh, libc::SIGSTOP);
+    assert!(fake.wait_log("port down, restarting ssh", LIMIT));
+    recovered(&fake, &r, user, &base, "ssh frozen");
+    assert!(!alive(ssh));
+    stop(r);
+}
+
+#[test]
+fn ssh_killed_in_the_middle_of_a_test() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    // Cut the link so that the next test hangs waiting, then kill ssh in it.
+    remote.link(false);
+    std::thread::sleep(Duration::from_millis(2200));
+    let ssh = children_of(r.pid).0[0];
+    signal(ssh, libc::SIGKILL);
+    assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));
+    remote.link(true);
+    recovered(&fake, &r, user, &base, "ssh killed mid-test");
+    stop(r);
+}
+
+#[test]
+fn autossh_killed_leaves_nothing_behind() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("killed");
+    let (port, user) = (free_pair(), free_pair());
+    let mut r = start(AUTOSSH, &fake, &remote, &port.to_string(), user, "2");
+    assert!(wait_until(LIMIT, || echo_through(user)));
+    assert!(remote.listening(port));
+    let ssh = children_of(r.pid).0;
+    r.signal(libc::SIGKILL);
+    assert_eq!(r.wait(LIMIT), Some(128 + libc::SIGKILL));
+    for pid in &ssh {
+        assert!(
+            wait_until(LIMIT, || !alive(*pid)),
+            "ssh {pid} outlived autossh"
+        );
+    }
+    // The remote end lets the monitor port go, and the user's port is free.
+    assert!(
+        wait_until(LIMIT, || !remote.listening(port)),
+        "remote port still held"
+    );
+    assert!(!echo_through(user));
+}
+
+#[test]
+fn signal_storm() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0;
+    while Instant::now() < end {
+        for sig in [libc::SIGHUP, libc::SIGCHLD, libc::SIGUSR2, libc::SIGCHLD] {
+            r.signal(sig);
+            sent += 1;
+        }
+        if sent % 200 == 0 {
+            r.signal(libc::SIGUSR1);
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("signal storm: {sent} signals in 10 s");
+    recovered(&fake, &r, user, &base, "signal storm");
+    assert!(fake.count_log("signalled to kill and restart ssh") >= 1);
+    stop(r);
+}
