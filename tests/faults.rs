@@ -49,6 +49,22 @@ fn recovered(fake: &Fake, r: &Running, user: u16, base: &Baseline, what: &str) -
 }
 
 #[test]
+fn link_down_and_up() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    remote.link(false);
+    assert!(fake.wait_log("port down, restarting ssh", LIMIT));
+    std::thread::sleep(Duration::from_secs(2));
+    remote.link(true);
+    recovered(&fake, &r, user, &base, "link down");
+    stop(r);
+}
+
+#[test]
 fn sshd_killed_and_restarted() {
     if !can_run() {
         return;
