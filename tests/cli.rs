@@ -220,6 +220,7 @@ fn ssh_argv(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn real_world_command_lines() {
+    let _ports = fixed_ports();
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["-M", "20000", "-fN", "-R", "2200:localhost:22", "me@nas"],
@@ -329,6 +330,7 @@ fn real_world_command_lines() {
 
 #[test]
 fn autossh_port_wins_and_consumes_m() {
+    let _ports = fixed_ports();
     let got = ssh_argv(&["-M", "0", "-N", "host"], &[("AUTOSSH_PORT", "20000")]);
     assert_eq!(
         got,

@@ -75,6 +75,7 @@ fn assert_same(args: &[&str], env: &[(&str, &str)]) {
 
 #[test]
 fn same_ssh_command_lines() {
+    let _ports = fixed_ports();
     let gate = [("AUTOSSH_GATETIME", "0")];
     let lines: &[&[&str]] = &[
         &["-M", "20000", "-fN", "-R", "2200:localhost:22", "me@nas"],
@@ -227,13 +228,23 @@ fn same_signal_handling() {
         let mut c = fake.command(program, &["-M", "0", "-N", "host"]);
         c.env("FAKE_PLAN", "hang");
         let mut r = Running::start(c);
-        assert!(fake.wait_log("ssh child pid is", LIMIT));
+        assert!(fake.wait_log("ssh child pid is", LIMIT), "{program}");
+        // Signalled once ssh runs: under load the original can lose a child
+        // that its restart signal meets before the exec.
+        assert!(wait_until(LIMIT, || fake.runs() == 1), "{program}");
         r.signal(libc::SIGUSR1);
-        assert!(wait_until(LIMIT, || fake.count_log("ssh child pid is") == 2));
+        assert!(
+            wait_until(LIMIT, || fake.count_log("ssh child pid is") == 2),
+            "{program}"
+        );
         // Killed from outside once it runs (the original can miss a child that
         // dies at once: that is not what this compares).
         std::thread::sleep(Duration::from_millis(300));
-        assert!(wait_until(LIMIT, || fake.runs() == 2));
+        assert!(
+            wait_until(LIMIT, || fake.runs() == 2),
+            "{program}: {:?}",
+            fake.messages()
+        );
         signal(fake.pids()[1], libc::SIGKILL);
         assert!(
             wait_until(LIMIT, || fake.count_log("ssh child pid is") == 3),
@@ -308,6 +319,7 @@ fn differs_new_openssh_options() {
 
 #[test]
 fn differs_autossh_port_over_m() {
+    let _ports = fixed_ports();
     // Debian's build lets -M win; upstream and we let AUTOSSH_PORT win.
     let env = [("AUTOSSH_GATETIME", "0"), ("AUTOSSH_PORT", "20000")];
     if let Some((theirs, ours)) = both(&["-M", "0", "host"], &env) {

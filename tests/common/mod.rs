@@ -33,6 +33,14 @@ pub const VARIABLES: [&str; 12] = [
     "AUTOSSH_DEBUG",
 ];
 
+/// Held by the tests that pass fixed monitor ports (the real-world command
+/// lines, with 20000 and its neighbours), so that two of them running at once
+/// in one test binary never bind the same port.
+pub fn fixed_ports() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A folder removed when dropped.
 pub struct TempDir(pub PathBuf);
 
