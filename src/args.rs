@@ -3,10 +3,8 @@
 //! Arguments are scanned with ssh's own grammar: options, the destination, options
 //! again, and from the first later non-option on, the remote command, verbatim.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-
 use crate::cnum;
+use crate::prelude::*;
 
 /// ssh options that take no argument (OpenSSH 9.x), less those autossh owns.
 const SSH_FLAGS: &[u8] = b"1246AaCGgKkNnqsTtvXxYy";
@@ -25,11 +23,11 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanned {
     /// The argument of the last `-M`, unparsed (SPEC §1: checked after scanning).
-    pub monitor: Option<OsString>,
+    pub monitor: Option<Vec<u8>>,
     /// `-f` was given.
     pub background: bool,
     /// Everything that goes to ssh, in order.
-    pub ssh_args: Vec<OsString>,
+    pub ssh_args: Vec<Vec<u8>>,
 }
 
 /// A command line getopt would refuse.
@@ -62,7 +60,7 @@ fn classify(c: u8) -> Letter {
 
 /// Scans the arguments after argv[0]. Options act as they are reached, so `-V`
 /// wins over anything after it and loses to an error before it.
-pub fn scan(args: &[OsString]) -> Result<Request, UsageError> {
+pub fn scan(args: &[Vec<u8>]) -> Result<Request, UsageError> {
     let mut out = Scanned {
         monitor: None,
         background: false,
@@ -71,7 +69,7 @@ pub fn scan(args: &[OsString]) -> Result<Request, UsageError> {
     let mut destination = false;
     let mut i = 0;
     while i < args.len() {
-        let arg = args[i].as_bytes();
+        let arg = args[i].as_slice();
         i += 1;
         if arg == b"--" {
             // Option scanning ends; the rest is the destination (if not yet seen)
@@ -104,7 +102,7 @@ pub fn scan(args: &[OsString]) -> Result<Request, UsageError> {
                 Letter::Unknown => return Err(UsageError::InvalidOption(c)),
                 Letter::Monitor | Letter::WithArgument => {
                     let value = if j < arg.len() {
-                        OsStr::from_bytes(&arg[j..]).to_owned()
+                        arg[j..].to_vec()
                     } else if i < args.len() {
                         i += 1;
                         args[i - 1].clone()
@@ -126,7 +124,7 @@ pub fn scan(args: &[OsString]) -> Result<Request, UsageError> {
             }
         }
         if kept.len() > 1 {
-            out.ssh_args.push(OsString::from_vec(kept));
+            out.ssh_args.push(kept);
         }
         out.ssh_args.extend(separate_argument);
     }
@@ -149,8 +147,7 @@ pub enum Monitor {
 }
 
 /// Parses `port[:echo_port]`; the error is the message of SPEC §1.
-pub fn parse_monitor(spec: &OsStr) -> Result<Monitor, String> {
-    let spec = spec.as_bytes();
+pub fn parse_monitor(spec: &[u8]) -> Result<Monitor, String> {
     let (port_text, echo_text) = match spec.iter().position(|&b| b == b':') {
         Some(colon) => (&spec[..colon], Some(&spec[colon + 1..])),
         None => (spec, None),
@@ -194,7 +191,7 @@ pub fn parse_monitor(spec: &OsStr) -> Result<Monitor, String> {
 
 /// The full argv of ssh (SPEC §2): the program, the monitor forwards, then the
 /// user's arguments in their order.
-pub fn ssh_command(program: &OsStr, monitor: Monitor, user_args: &[OsString]) -> Vec<OsString> {
+pub fn ssh_command(program: &[u8], monitor: Monitor, user_args: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut argv = vec![program.to_owned()];
     match monitor {
         Monitor::Off => {}
@@ -259,8 +256,8 @@ Environment:
 mod tests {
     use super::*;
 
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
+    fn os(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|a| a.as_bytes().to_vec()).collect()
     }
 
     fn run(v: &[&str]) -> Scanned {
@@ -348,7 +345,7 @@ mod tests {
 
     #[test]
     fn monitor_specs() {
-        let p = |s: &str| parse_monitor(OsStr::new(s));
+        let p = |s: &str| parse_monitor(s.as_bytes());
         assert_eq!(p("20000"), Ok(Monitor::Loop { port: 20000 }));
         assert_eq!(p("0x4e20"), Ok(Monitor::Loop { port: 20000 }));
         assert_eq!(p("047040"), Ok(Monitor::Loop { port: 20000 }));
@@ -380,11 +377,7 @@ mod tests {
     #[test]
     fn ssh_command_lines() {
         let args = os(&["-N", "host"]);
-        let argv = ssh_command(
-            OsStr::new("/usr/bin/ssh"),
-            Monitor::Loop { port: 20000 },
-            &args,
-        );
+        let argv = ssh_command(b"/usr/bin/ssh", Monitor::Loop { port: 20000 }, &args);
         assert_eq!(
             argv,
             os(&[
@@ -398,7 +391,7 @@ mod tests {
             ])
         );
         let argv = ssh_command(
-            OsStr::new("ssh"),
+            b"ssh",
             Monitor::Echo {
                 port: 20000,
                 echo: 7,
@@ -406,7 +399,7 @@ mod tests {
             &args,
         );
         assert_eq!(argv, os(&["ssh", "-L", "20000:127.0.0.1:7", "-N", "host"]));
-        let argv = ssh_command(OsStr::new("ssh"), Monitor::Off, &args);
+        let argv = ssh_command(b"ssh", Monitor::Off, &args);
         assert_eq!(argv, os(&["ssh", "-N", "host"]));
     }
 }

@@ -1,7 +1,9 @@
 //! The wait before each start of ssh (SPEC §5): quick restarts are free for a
 //! while, then each one waits longer, up to the poll time.
 
-use std::time::{Duration, Instant};
+use core::time::Duration;
+
+use crate::sys::Instant;
 
 /// Seconds to wait before start number `tries + 1` of a quick series.
 pub fn wait_secs(tries: u32, poll: u32) -> u32 {
@@ -9,7 +11,8 @@ pub fn wait_secs(tries: u32, poll: u32) -> u32 {
         return 0;
     }
     let t = f64::from(tries - 5);
-    let secs = (f64::from(poll) / 100.0 * (t * t / 3.0)).floor();
+    let secs = f64::from(poll) / 100.0 * (t * t / 3.0);
+    // The conversion truncates, which is the floor of a non-negative value.
     secs.min(f64::from(poll)) as u32
 }
 

@@ -1,11 +1,11 @@
 //! The AUTOSSH_* variables (SPEC §3), read through a lookup function so that
 //! every rule can be tested from a table.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-
 use crate::cnum;
+use crate::prelude::*;
+
+/// Reads one environment variable.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<Vec<u8>>;
 
 /// The ssh program when AUTOSSH_PATH is unset; a build may name another with
 /// `AUTOSSH_DEFAULT_SSH=/path cargo build`.
@@ -22,7 +22,7 @@ const MAX_MESSAGE: usize = 64;
 /// every later error reaches the configured log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
-    pub file: Option<PathBuf>,
+    pub file: Option<Vec<u8>>,
     pub level: u8,
     /// AUTOSSH_DEBUG: level 7, and a copy of each line on stderr.
     pub debug: bool,
@@ -40,27 +40,27 @@ pub struct Config {
     pub max_lifetime: u32,
     pub message: Vec<u8>,
     /// AUTOSSH_PORT, raw: parsed with `-M`'s rules after the command line.
-    pub port: Option<OsString>,
-    pub ssh_path: OsString,
-    pub pid_file: Option<PathBuf>,
+    pub port: Option<Vec<u8>>,
+    pub ssh_path: Vec<u8>,
+    pub pid_file: Option<Vec<u8>>,
     pub net_timeout_ms: u32,
     /// INFO lines that explain adjustments made here (SPEC §3).
     pub notes: Vec<String>,
 }
 
-fn text(value: &OsStr) -> String {
-    String::from_utf8_lossy(value.as_bytes()).into_owned()
+fn text(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
 }
 
 /// A variable that is unset or empty counts as unset where SPEC §3 says so.
-fn non_empty(lookup: &dyn Fn(&str) -> Option<OsString>, name: &str) -> Option<OsString> {
+fn non_empty(lookup: Lookup, name: &str) -> Option<Vec<u8>> {
     lookup(name).filter(|v| !v.is_empty())
 }
 
 /// Reads a number variable: `Ok(None)` when unset; the error names the variable as
 /// the message of SPEC §3 does.
 fn number(
-    lookup: &dyn Fn(&str) -> Option<OsString>,
+    lookup: Lookup,
     name: &str,
     what: &str,
     valid: impl Fn(i32) -> bool,
@@ -68,17 +68,17 @@ fn number(
     let Some(raw) = lookup(name) else {
         return Ok(None);
     };
-    match cnum::parse_int(raw.as_bytes()) {
+    match cnum::parse_int(&raw) {
         Some(n) if valid(n) => Ok(Some(n)),
         _ => Err(format!("invalid {what} \"{}\"", text(&raw))),
     }
 }
 
 impl LogSettings {
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<Self, (Self, String)> {
+    pub fn from_lookup(lookup: Lookup) -> Result<Self, (Self, String)> {
         let debug = lookup("AUTOSSH_DEBUG").is_some();
         let mut settings = LogSettings {
-            file: non_empty(lookup, "AUTOSSH_LOGFILE").map(PathBuf::from),
+            file: non_empty(lookup, "AUTOSSH_LOGFILE"),
             level: if debug { 7 } else { 6 },
             debug,
         };
@@ -96,7 +96,7 @@ impl LogSettings {
 }
 
 impl Config {
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<Self, String> {
+    pub fn from_lookup(lookup: Lookup) -> Result<Self, String> {
         let gate_time = number(lookup, "AUTOSSH_GATETIME", "gate time", |n| n >= 0)?.unwrap_or(30);
         let mut poll = number(lookup, "AUTOSSH_POLL", "poll time", |n| n > 0)?.unwrap_or(600);
         let mut first_poll =
@@ -140,10 +140,11 @@ impl Config {
             first_poll: first_poll as u32,
             max_start: u32::try_from(max_start).ok(),
             max_lifetime: max_lifetime as u32,
-            message: message.as_bytes().to_vec(),
+            message,
             port: non_empty(lookup, "AUTOSSH_PORT"),
-            ssh_path: non_empty(lookup, "AUTOSSH_PATH").unwrap_or_else(|| DEFAULT_SSH.into()),
-            pid_file: non_empty(lookup, "AUTOSSH_PIDFILE").map(PathBuf::from),
+            ssh_path: non_empty(lookup, "AUTOSSH_PATH")
+                .unwrap_or_else(|| DEFAULT_SSH.as_bytes().to_vec()),
+            pid_file: non_empty(lookup, "AUTOSSH_PIDFILE"),
             net_timeout_ms,
             notes,
         })
@@ -155,10 +156,10 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let map: HashMap<String, OsString> = pairs
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<Vec<u8>> {
+        let map: HashMap<String, Vec<u8>> = pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
             .collect();
         move |k| map.get(k).cloned()
     }
@@ -175,7 +176,7 @@ mod tests {
         assert_eq!(c.first_poll, 600);
         assert_eq!(c.max_start, None);
         assert_eq!(c.max_lifetime, 0);
-        assert_eq!(c.ssh_path, OsString::from(DEFAULT_SSH));
+        assert_eq!(c.ssh_path, DEFAULT_SSH.as_bytes().to_vec());
         assert_eq!(c.net_timeout_ms, 15_000);
         assert!(c.notes.is_empty());
         let l = LogSettings::from_lookup(&env(&[])).unwrap();
@@ -256,7 +257,7 @@ mod tests {
             ("AUTOSSH_PORT", ""),
         ])
         .unwrap();
-        assert_eq!(c.ssh_path, OsString::from(DEFAULT_SSH));
+        assert_eq!(c.ssh_path, DEFAULT_SSH.as_bytes().to_vec());
         assert_eq!((c.pid_file, c.port), (None, None));
         let l = LogSettings::from_lookup(&env(&[("AUTOSSH_LOGFILE", "")])).unwrap();
         assert_eq!(l.file, None);

@@ -1,13 +1,13 @@
 //! `-f` (SPEC §5): into the background once everything is validated.
 
-use std::io;
+use crate::sys::Errno;
 
 /// Forks; the parent exits 0 at once, the child leads a new session in `/` with
 /// stdio on /dev/null.
-pub fn detach() -> io::Result<()> {
+pub fn detach() -> Result<(), Errno> {
     // SAFETY: single-threaded here; the parent only calls _exit after fork.
     match unsafe { libc::fork() } {
-        -1 => return Err(io::Error::last_os_error()),
+        -1 => return Err(Errno::last()),
         0 => {}
         // SAFETY: _exit ends the parent without running the child's cleanups twice.
         _ => unsafe { libc::_exit(0) },

@@ -1,6 +1,23 @@
 //! autossh: start ssh, keep it running, and restart it when it dies or its
 //! tunnel stops passing traffic. The behaviour contract is SPEC.md of the
 //! project; each module names the sections it carries out.
+//!
+//! The library needs no Rust standard library, only `core`, `alloc` and the C
+//! library: the binary (`main.rs`) supplies the allocator and the panic
+//! handler, and stays small in size and in resident memory.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+/// What every module takes from `alloc`.
+pub(crate) mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    pub use alloc::{format, vec};
+}
 
 pub mod args;
 pub mod backoff;
@@ -18,23 +35,20 @@ pub mod signals;
 pub mod supervisor;
 pub mod sys;
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::time::Instant;
+use core::time::Duration;
 
 use args::{Monitor, Request, UsageError};
 use config::{Config, LogSettings};
+use prelude::*;
+use sys::Instant;
 
 /// The version autossh reports: the one it is a drop-in for.
 pub const VERSION: &str = "1.4g";
 
 /// The name the program goes by: the basename of argv[0] (SPEC §1, §4).
-pub fn program_name(argv0: Option<&OsString>) -> String {
+pub fn program_name(argv0: Option<&Vec<u8>>) -> String {
     argv0
-        .and_then(|a| Path::new(a).file_name())
-        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
+        .map(|a| String::from_utf8_lossy(sys::file_name(a)).into_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "autossh".to_string())
 }
@@ -57,17 +71,18 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
         UsageError::NoDestination => {}
     }
     text.extend_from_slice(args::usage(name).as_bytes());
-    let _ = std::io::stderr().write_all(&text);
+    let _ = sys::write_all(2, &text);
     1
 }
 
 /// Runs autossh with `args` (argv, program name first) and the environment seen
 /// through `lookup`; returns the exit status.
-pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 {
+pub fn run(args: &[Vec<u8>], lookup: &dyn Fn(&str) -> Option<Vec<u8>>) -> i32 {
     let began = Instant::now();
+    sys::fill_closed_stdio();
     sys::cloexec_inherited();
     let name = program_name(args.first());
-    let argv0 = args.first().map(|a| a.as_bytes()).unwrap_or(b"autossh");
+    let argv0 = args.first().map(|a| a.as_slice()).unwrap_or(b"autossh");
 
     // SPEC §3: the variables first, the log settings before the rest.
     let (log_settings, level_error) = match LogSettings::from_lookup(lookup) {
@@ -92,7 +107,7 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
 
     let scanned = match args::scan(args.get(1..).unwrap_or_default()) {
         Ok(Request::Version) => {
-            let _ = writeln!(std::io::stdout(), "{name} {VERSION}");
+            let _ = sys::write_all(1, format!("{name} {VERSION}\n").as_bytes());
             return 0;
         }
         Ok(Request::Run(scanned)) => scanned,
@@ -129,10 +144,9 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
     let argv = args::ssh_command(&config.ssh_path, monitor, &scanned.ssh_args);
     let mut gate_time = config.gate_time;
     // SPEC §9.17: a relative pid file is relative to where autossh started.
-    let pid_path = config.pid_file.as_ref().map(|p| {
-        std::env::current_dir()
-            .map(|dir| dir.join(p))
-            .unwrap_or_else(|_| p.clone())
+    let pid_path = config.pid_file.as_ref().map(|p| match sys::current_dir() {
+        Some(dir) => sys::join(&dir, p),
+        None => p.clone(),
     });
     if scanned.background {
         if let Err(e) = daemon::detach() {
@@ -154,7 +168,7 @@ pub fn run(args: &[OsString], lookup: &dyn Fn(&str) -> Option<OsString>) -> i32 
             }
         },
     };
-    let net_timeout = std::time::Duration::from_millis(u64::from(config.net_timeout_ms));
+    let net_timeout = Duration::from_millis(u64::from(config.net_timeout_ms));
     let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
 
     let watchdog = notify::init(lookup);

@@ -2,15 +2,13 @@
 //! message; AUTOSSH_DEBUG copies lines to stderr. Errors also reach stderr while
 //! the program still has its terminal (SPEC §9.7).
 
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use alloc::ffi::CString;
 
 use crate::config::LogSettings;
-use crate::sys;
+use crate::prelude::*;
+use crate::sys::{self, Fd, Once};
 
 pub const ERR: u8 = 3;
 pub const INFO: u8 = 6;
@@ -19,14 +17,14 @@ pub const DEBUG: u8 = 7;
 struct Logger {
     name: String,
     level: u8,
-    file: Option<File>,
+    file: Option<Fd>,
     /// The log itself is what stderr is (AUTOSSH_LOGFILE=/dev/stderr, or the
     /// debug copy): errors need no second copy there.
     log_reaches_stderr: bool,
     debug_copy: bool,
 }
 
-static LOGGER: OnceLock<Logger> = OnceLock::new();
+static LOGGER: Once<Logger> = Once::new();
 /// Set once stdio is /dev/null (after -f): no more copies to stderr.
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
@@ -35,17 +33,18 @@ static DETACHED: AtomicBool = AtomicBool::new(false);
 pub fn init(name: &str, settings: &LogSettings) -> Result<(), String> {
     let mut failure = None;
     let file = settings.file.as_ref().and_then(|path| {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| failure = Some(format!("{}: {}", path.display(), sys::error_text(&e))))
+        sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o644)
+            .map_err(|e| {
+                failure = Some(format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(path),
+                    sys::error_text(&e)
+                ))
+            })
             .ok()
     });
     let file_is_stderr = match (&file, sys::fd_identity(2)) {
-        (Some(f), Some(stderr)) => f.metadata().is_ok_and(|m| (m.dev(), m.ino()) == stderr),
+        (Some(f), Some(stderr)) => sys::fd_identity(f.raw()) == Some(stderr),
         _ => false,
     };
     let debug_copy = settings.debug && file.is_none();
@@ -59,7 +58,7 @@ pub fn init(name: &str, settings: &LogSettings) -> Result<(), String> {
         // SAFETY: tzset only reads the TZ variable; called once before localtime_r.
         unsafe { sys::tzset() };
     }
-    let _ = LOGGER.set(Logger {
+    LOGGER.set(Logger {
         name: name.to_string(),
         level: settings.level,
         file,
@@ -82,7 +81,7 @@ fn timestamp() -> String {
     // SAFETY: time and localtime_r write only into the locals given to them.
     let tm = unsafe {
         libc::time(&mut now);
-        let mut tm: libc::tm = std::mem::zeroed();
+        let mut tm: libc::tm = core::mem::zeroed();
         libc::localtime_r(&now, &mut tm);
         tm
     };
@@ -98,11 +97,11 @@ fn timestamp() -> String {
 }
 
 fn emit(logger: &Logger, level: u8, message: &str) {
-    let pid = std::process::id();
-    if let Some(mut file) = logger.file.as_ref() {
+    let pid = sys::getpid();
+    if let Some(file) = logger.file.as_ref() {
         let line = format!("{} {}[{}]: {}\n", timestamp(), logger.name, pid, message);
         // A failed write must not stop supervision (a full disk, a deleted file).
-        let _ = file.write_all(line.as_bytes());
+        let _ = sys::write_all(file.raw(), line.as_bytes());
     } else {
         let text = CString::new(message.replace('\0', "")).unwrap_or_default();
         // SAFETY: the format is a literal "%s" and `text` is NUL-terminated.
@@ -110,7 +109,7 @@ fn emit(logger: &Logger, level: u8, message: &str) {
     }
     if logger.debug_copy {
         let line = format!("{}[{}]: {}\n", logger.name, pid, message);
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        let _ = sys::write_all(2, line.as_bytes());
     }
 }
 
@@ -126,7 +125,7 @@ pub fn log(level: u8, message: &str) {
         crate::notify::status(message);
     }
     if level <= ERR && !logger.log_reaches_stderr && !DETACHED.load(Ordering::Relaxed) {
-        let _ = std::io::stderr().write_all(format!("{}: {}\n", logger.name, message).as_bytes());
+        let _ = sys::write_all(2, format!("{}: {}\n", logger.name, message).as_bytes());
     }
 }
 
@@ -136,8 +135,7 @@ pub fn always(level: u8, message: &str) {
     if let Some(logger) = LOGGER.get() {
         emit(logger, level, message);
         if !logger.log_reaches_stderr {
-            let _ =
-                std::io::stderr().write_all(format!("{}: {}\n", logger.name, message).as_bytes());
+            let _ = sys::write_all(2, format!("{}: {}\n", logger.name, message).as_bytes());
         }
     }
 }
@@ -149,19 +147,19 @@ pub fn enabled(level: u8) -> bool {
 
 #[macro_export]
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::INFO, &format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::log::log($crate::log::INFO, &alloc::format!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::ERR, &format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::log::log($crate::log::ERR, &alloc::format!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)*) => {
         if $crate::log::enabled($crate::log::DEBUG) {
-            $crate::log::log($crate::log::DEBUG, &format!($($arg)*))
+            $crate::log::log($crate::log::DEBUG, &alloc::format!($($arg)*))
         }
     };
 }

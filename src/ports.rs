@@ -1,7 +1,5 @@
 //! A free monitor port pair when none is given (SPEC §1, §9.11).
 
-use std::net::{Ipv4Addr, TcpListener};
-
 use crate::sys;
 
 const LOWEST: u16 = 32768;
@@ -9,7 +7,7 @@ const LOWEST: u16 = 32768;
 const HIGHEST: u16 = 65533;
 
 fn free(port: u16) -> bool {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+    sys::tcp_bind_loopback(port, None).is_ok()
 }
 
 /// A port P in 32768–65533 with P and P+1 both free on 127.0.0.1 now.

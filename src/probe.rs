@@ -3,31 +3,41 @@
 //! service. The test never blocks: it is a small state machine that the event
 //! loop drives with the descriptor it waits on and a deadline.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::time::{Duration, Instant};
+use core::time::Duration;
 
-use crate::sys;
+use crate::prelude::*;
+use crate::sys::{self, Errno, Fd, Instant};
+
+const WOULD_BLOCK: Errno = Errno(libc::EAGAIN);
+const INTERRUPTED: Errno = Errno(libc::EINTR);
 
 /// How the test data comes back.
 pub enum Path {
     /// Out on `port`, back through the listener on `port + 1`.
-    Loop { port: u16, listener: TcpListener },
+    Loop { port: u16, listener: Fd },
     /// Out on `port` to a remote echo service, back on the same connection.
     Echo { port: u16 },
 }
 
 /// Opens the listener of loop mode on 127.0.0.1 only; the error is the message
 /// of SPEC §6.
-pub fn listen(port: u16) -> Result<TcpListener, String> {
-    // std sets SO_REUSEADDR and close-on-exec on listeners.
-    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-        .map_err(|e| format!("bind on 127.0.0.1:{}: {}", port, sys::error_text(&e)))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("bind on 127.0.0.1:{}: {}", port, sys::error_text(&e)))?;
-    Ok(listener)
+pub fn listen(port: u16) -> Result<Fd, String> {
+    sys::tcp_bind_loopback(port, Some(128))
+        .map_err(|e| format!("bind on 127.0.0.1:{}: {}", port, sys::error_text(&e)))
+}
+
+/// Takes a waiting connection off `listener`, non-blocking and close-on-exec.
+fn accept(listener: &Fd) -> Result<Fd, Errno> {
+    // SAFETY: accept4 with null address pointers; the new descriptor is owned
+    // by the Fd at once.
+    Fd::new(unsafe {
+        libc::accept4(
+            listener.raw(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })
 }
 
 /// Everything a test needs that lasts the whole run.
@@ -48,7 +58,7 @@ impl Monitor {
         Monitor {
             path,
             net_timeout,
-            prefix: format!("{} {} {} ", sys::nodename(), name, std::process::id()),
+            prefix: format!("{} {} {} ", sys::nodename(), name, sys::getpid()),
             suffix,
         }
     }
@@ -65,7 +75,7 @@ impl Monitor {
         if let Path::Loop { listener, .. } = &self.path {
             // Connections left from before (a late return, a stranger) would
             // only stand in the way of this test's own.
-            while listener.accept().is_ok() {}
+            while accept(listener).is_ok() {}
         }
         let mut line = self.prefix.clone().into_bytes();
         line.extend_from_slice((sys::random_u64() >> 33).to_string().as_bytes());
@@ -89,15 +99,15 @@ impl Monitor {
     }
 
     /// The descriptor and poll events the test waits for.
-    pub fn interest(&self, probe: &Probe) -> (RawFd, i16) {
+    pub fn interest(&self, probe: &Probe) -> (i32, i16) {
         match probe.step {
-            Step::Connecting | Step::Writing => (probe.out.as_raw_fd(), libc::POLLOUT),
+            Step::Connecting | Step::Writing => (probe.out.raw(), libc::POLLOUT),
             Step::Accepting => match &self.path {
-                Path::Loop { listener, .. } => (listener.as_raw_fd(), libc::POLLIN),
-                Path::Echo { .. } => (probe.out.as_raw_fd(), libc::POLLIN),
+                Path::Loop { listener, .. } => (listener.raw(), libc::POLLIN),
+                Path::Echo { .. } => (probe.out.raw(), libc::POLLIN),
             },
             Step::Reading => (
-                probe.back.as_ref().unwrap_or(&probe.out).as_raw_fd(),
+                probe.back.as_ref().unwrap_or(&probe.out).raw(),
                 libc::POLLIN,
             ),
         }
@@ -124,7 +134,7 @@ impl Monitor {
                         return Outcome::Failed;
                     }
                 },
-                Step::Writing => match (&probe.out).write(&probe.sent[probe.written..]) {
+                Step::Writing => match probe.out.write(&probe.sent[probe.written..]) {
                     Ok(n) => {
                         probe.written += n;
                         if probe.written == probe.sent.len() {
@@ -133,10 +143,8 @@ impl Monitor {
                             return self.advance(probe, now);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && !timed_out => {
-                        return Outcome::Pending
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
+                    Err(INTERRUPTED) => {}
                     Err(_) => return self.again(probe, now),
                 },
                 Step::Accepting => {
@@ -144,19 +152,16 @@ impl Monitor {
                         probe.step = Step::Reading;
                         continue;
                     };
-                    match listener.accept() {
-                        Ok((back, _)) => {
-                            let _ = back.set_nonblocking(true);
+                    match accept(listener) {
+                        Ok(back) => {
                             probe.back = Some(back);
                             probe.got.clear();
                             probe.step = Step::Reading;
                             probe.deadline = now + self.net_timeout;
                             return self.advance(probe, now);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !timed_out => {
-                            return Outcome::Pending
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
+                        Err(WOULD_BLOCK) => {
                             info!("timeout polling to accept read connection");
                             return Outcome::Failed;
                         }
@@ -170,7 +175,7 @@ impl Monitor {
                     let want = probe.sent.len() - probe.got.len();
                     let mut buf = vec![0u8; want];
                     let stream = probe.back.as_ref().unwrap_or(&probe.out);
-                    match { stream }.read(&mut buf) {
+                    match stream.read(&mut buf) {
                         Ok(0) => return self.compare(probe, now),
                         Ok(n) => {
                             probe.got.extend_from_slice(&buf[..n]);
@@ -178,11 +183,9 @@ impl Monitor {
                                 return self.compare(probe, now);
                             }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !timed_out => {
-                            return Outcome::Pending
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
+                        Err(INTERRUPTED) => {}
+                        Err(WOULD_BLOCK) => {
                             debug!("timeout on io poll, looping to accept again");
                             return self.again(probe, now);
                         }
@@ -240,8 +243,8 @@ enum Step {
 /// One test in progress.
 pub struct Probe {
     sent: Vec<u8>,
-    out: TcpStream,
-    back: Option<TcpStream>,
+    out: Fd,
+    back: Option<Fd>,
     step: Step,
     second: bool,
     written: usize,
@@ -263,43 +266,36 @@ pub enum Outcome {
 }
 
 /// Starts a non-blocking connection to 127.0.0.1:`port`.
-fn connect(port: u16) -> io::Result<TcpStream> {
-    // SAFETY: socket returns a new descriptor that is owned by the TcpStream
-    // at once; the address is a fully initialised sockaddr_in on the stack.
+fn connect(port: u16) -> Result<Fd, Errno> {
+    // SAFETY: socket returns a new descriptor that is owned by the Fd at once;
+    // the address is a fully initialised sockaddr_in on the stack.
     unsafe {
-        let fd = libc::socket(
+        let fd = Fd::new(libc::socket(
             libc::AF_INET,
             libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_port = port.to_be();
-        addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+        ))?;
+        let addr = sys::loopback(port);
         let r = libc::connect(
-            fd,
+            fd.raw(),
             (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
         );
         if r != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            let e = Errno::last();
+            if e != Errno(libc::EINPROGRESS) {
                 return Err(e);
             }
         }
-        Ok(stream)
+        Ok(fd)
     }
 }
 
 /// Whether a non-blocking connect has finished: Ok(true) connected,
 /// Ok(false) still going, Err the reason it failed.
-fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+fn connect_result(stream: &Fd) -> Result<bool, Errno> {
     let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
+        fd: stream.raw(),
         events: libc::POLLOUT,
         revents: 0,
     };
@@ -307,8 +303,23 @@ fn connect_result(stream: &TcpStream) -> io::Result<bool> {
     if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
         return Ok(false);
     }
-    match stream.take_error()? {
-        Some(e) => Err(e),
-        None => Ok(true),
+    let mut error: libc::c_int = 0;
+    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `error`.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut error as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    match error {
+        0 => Ok(true),
+        e => Err(Errno(e)),
     }
 }

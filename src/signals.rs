@@ -6,9 +6,10 @@
 //! default action back and raises the signal again, so the parent never hears
 //! its child's signals.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use crate::prelude::*;
+use crate::sys::{self, Errno, Fd};
 
 /// The signals the loop reacts to. SIGPIPE is ignored instead.
 pub const HANDLED: [i32; 8] = [
@@ -49,36 +50,35 @@ extern "C" fn on_signal(signal: libc::c_int) {
 
 /// The reading end of the signal pipe.
 pub struct SignalPipe {
-    read: OwnedFd,
-    _write: OwnedFd,
+    read: Fd,
+    _write: Fd,
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn pipe() -> Result<(Fd, Fd), Errno> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills both descriptors, which are then owned here.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
+        return Err(Errno::last());
     }
-    // SAFETY: both descriptors were just created and belong to nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok((Fd::new(fds[0])?, Fd::new(fds[1])?))
 }
 
 impl SignalPipe {
     /// Installs the handlers; SIGPIPE is ignored (ssh gets it back as default).
-    pub fn install() -> io::Result<SignalPipe> {
+    pub fn install() -> Result<SignalPipe, Errno> {
         let (read, write) = pipe()?;
-        WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
-        OWNER_PID.store(std::process::id() as i32, Ordering::Relaxed);
+        WRITE_FD.store(write.raw(), Ordering::Relaxed);
+        OWNER_PID.store(sys::getpid(), Ordering::Relaxed);
         for &signal in &HANDLED {
             // SAFETY: the action is a plain handler with SA_RESTART; the struct is
             // zeroed and its mask emptied before use.
             unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
+                let mut action: libc::sigaction = core::mem::zeroed();
                 action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
                 action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
                 libc::sigemptyset(&mut action.sa_mask);
-                if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-                    return Err(io::Error::last_os_error());
+                if libc::sigaction(signal, &action, core::ptr::null_mut()) != 0 {
+                    return Err(Errno::last());
                 }
             }
         }
@@ -90,8 +90,8 @@ impl SignalPipe {
         })
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    pub fn fd(&self) -> i32 {
+        self.read.raw()
     }
 
     /// Every signal that arrived since the last call, in order.

@@ -4,16 +4,16 @@
 //! sockets) with a timeout equal to the nearest deadline on the monotonic clock,
 //! so nothing wakes between deadlines and a child's death is seen at once.
 
-use std::ffi::OsString;
-use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use core::ops::ControlFlow;
+use core::time::Duration;
 
 use crate::backoff::Backoff;
 use crate::child::{self, Ended, Ssh};
 use crate::notify;
+use crate::prelude::*;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::SignalPipe;
-use crate::sys;
+use crate::sys::{self, Errno, Instant};
 
 /// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -93,7 +93,7 @@ enum Phase {
 
 pub struct Settings {
     pub name: String,
-    pub argv: Vec<OsString>,
+    pub argv: Vec<Vec<u8>>,
     pub gate_time: u32,
     pub poll: u32,
     pub first_poll: u32,
@@ -180,8 +180,11 @@ impl Supervisor {
             let count = if fds[1].fd < 0 { 1 } else { 2 };
             // SAFETY: fds is a valid array of at least `count` pollfd.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
-            if ready < 0 && sys::last_error().raw_os_error() != Some(libc::EINTR) {
-                error!("poll: {}", sys::error_text(&sys::last_error()));
+            if ready < 0 {
+                let e = sys::last_error();
+                if e != Errno(libc::EINTR) {
+                    error!("poll: {}", sys::error_text(&e));
+                }
             }
             // Signals first: a child that died mid-test ends the test with it.
             let flow = match self.on_signals(phase) {
@@ -273,10 +276,10 @@ impl Supervisor {
                 })
             }
             Err(e) => {
-                let what = if e.raw_os_error() == Some(libc::EAGAIN) {
+                let what = if e == Errno(libc::EAGAIN) {
                     "fork".to_string()
                 } else {
-                    self.settings.argv[0].to_string_lossy().into_owned()
+                    String::from_utf8_lossy(&self.settings.argv[0]).into_owned()
                 };
                 error!("{}: {}", what, sys::error_text(&e));
                 ControlFlow::Break(1)

@@ -417,8 +417,8 @@ fn ssh_starts_with_default_signals() {
 #[test]
 fn closed_stdio_is_not_filled_by_our_files() {
     let fake = Fake::new("closedstdio");
-    // Started with stdin and stderr closed, as some init scripts do (the Rust
-    // runtime puts /dev/null there before our files can take those numbers).
+    // Started with stdin and stderr closed, as some init scripts do (autossh
+    // puts /dev/null there before its own files can take those numbers).
     let mut c = fake.command(
         "/bin/sh",
         &["-c", &format!("exec {AUTOSSH} -M 0 host <&- 2>&-")],

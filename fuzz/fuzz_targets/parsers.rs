@@ -3,9 +3,6 @@
 //! refusal must be one of the documented messages.
 #![no_main]
 
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-
 use autossh::args::{self, Request};
 use autossh::cnum;
 use autossh::config::{Config, LogSettings};
@@ -38,10 +35,7 @@ fuzz_target!(|data: &[u8]| {
     // NUL separates the pieces: argv, then one value per variable.
     let pieces: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     let split = pieces.len() / 2;
-    let argv: Vec<OsString> = pieces[..split]
-        .iter()
-        .map(|p| OsString::from_vec(p.to_vec()))
-        .collect();
+    let argv: Vec<Vec<u8>> = pieces[..split].iter().map(|p| p.to_vec()).collect();
     let values = &pieces[split..];
 
     if let Ok(Request::Run(scanned)) = args::scan(&argv) {
@@ -64,14 +58,14 @@ fuzz_target!(|data: &[u8]| {
     for v in values {
         let _ = cnum::parse_int(v);
         let _ = cnum::parse_ulong(v);
-        let _ = args::parse_monitor(std::ffi::OsStr::from_bytes(v));
+        let _ = args::parse_monitor(v);
     }
     let lookup = |name: &str| {
         VARIABLES
             .iter()
             .position(|v| *v == name)
             .and_then(|i| values.get(i))
-            .map(|v| OsString::from_vec(v.to_vec()))
+            .map(|v| v.to_vec())
     };
     if let Err(m) = Config::from_lookup(&lookup) {
         assert!(MESSAGES.iter().any(|p| m.starts_with(p)), "{m}");
