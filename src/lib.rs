@@ -79,6 +79,10 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
 /// through `lookup`; returns the exit status.
 pub fn run(args: &[Vec<u8>], lookup: &dyn Fn(&str) -> Option<Vec<u8>>) -> i32 {
     let began = Instant::now();
+    // A closed pipe on stdout or stderr is an error to a write, not a death
+    // (ssh gets SIGPIPE back at its default).
+    // SAFETY: ignoring SIGPIPE has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     sys::fill_closed_stdio();
     sys::cloexec_inherited();
     let name = program_name(args.first());

@@ -67,9 +67,9 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 
 // The precompiled `core` and `alloc` keep references to the unwinder in their
 // cleanup paths. With panic=abort nothing ever unwinds, so these are never
-// called; they stand in for the unwinder that is not linked (a static build
-// links libgcc_eh, which has the real one).
-#[cfg(not(target_feature = "crt-static"))]
+// called; they stand in for the unwinder that is not linked (a static glibc
+// build links libgcc_eh, which has the real one).
+#[cfg(not(all(target_feature = "crt-static", target_env = "gnu")))]
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
     // SAFETY: abort has no preconditions.
@@ -79,9 +79,12 @@ pub extern "C" fn _Unwind_Resume() -> ! {
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
 
-// A static C library's own cleanup tables name gcc's personality routine,
-// which lives in libgcc_eh (a dynamic libc brings its own).
-#[cfg_attr(target_feature = "crt-static", link(name = "gcc_eh", kind = "static"))]
+// A static glibc's own cleanup tables name gcc's personality routine, which
+// lives in libgcc_eh (a dynamic glibc brings its own; musl needs none).
+#[cfg_attr(
+    all(target_feature = "crt-static", target_env = "gnu"),
+    link(name = "gcc_eh", kind = "static")
+)]
 extern "C" {}
 
 /// One environment variable, as the C library has it.
