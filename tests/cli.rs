@@ -479,3 +479,24 @@ fn log_to_stderr_or_stdout_for_containers() {
         ]
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_an_error_not_a_death() {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills both descriptors; the reading end is closed at once
+    // and the writing end is handed to the child's stdout, which owns it.
+    let stdout = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::process::Stdio::from_raw_fd(fds[1])
+    };
+    let status = std::process::Command::new(AUTOSSH)
+        .arg("-V")
+        .stdout(stdout)
+        .status()
+        .unwrap();
+    // The child starts with SIGPIPE at its default (the test harness's own
+    // ignore is reset for it), so only autossh's own choice keeps it alive.
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
