@@ -3,8 +3,7 @@
 //! Arguments are scanned with ssh's own grammar: options, the destination, options
 //! again, and from the first later non-option on, the remote command, verbatim.
 
-use crate::cnum;
-use crate::prelude::*;
+use crate::{cnum, messages};
 
 /// ssh options that take no argument (OpenSSH 9.x), less those autossh owns.
 const SSH_FLAGS: &[u8] = b"1246AaCGgKkNnqsTtvXxYy";
@@ -157,29 +156,16 @@ pub fn parse_monitor(spec: &[u8]) -> Result<Monitor, String> {
         None => None,
         Some(text) => match cnum::parse_ulong(text) {
             Some(e) if (1..=65535).contains(&e) => Some(e as u16),
-            _ => {
-                return Err(format!(
-                    "invalid echo port  \"{}\"",
-                    String::from_utf8_lossy(text)
-                ))
-            }
+            _ => return Err(messages::invalid_echo_port(text)),
         },
     };
     let port = match cnum::parse_ulong(port_text) {
         Some(p) => p,
-        None => {
-            return Err(format!(
-                "invalid port \"{}\"",
-                String::from_utf8_lossy(port_text)
-            ))
-        }
+        None => return Err(messages::invalid_port(port_text)),
     };
     if port >= 65535 {
         // Shown as C shows an int holding the value.
-        return Err(format!(
-            "monitor port ({}) out of range",
-            port as u32 as i32
-        ));
+        return Err(messages::port_out_of_range(port as u32 as i32));
     }
     let port = port as u16;
     Ok(match (port, echo) {

@@ -1,9 +1,7 @@
 //! The wait before each start of ssh (SPEC §5): quick restarts are free for a
 //! while, then each one waits longer, up to the poll time.
 
-use core::time::Duration;
-
-use crate::sys::Instant;
+use std::time::{Duration, Instant};
 
 /// Seconds to wait before start number `tries + 1` of a quick series.
 pub fn wait_secs(tries: u32, poll: u32) -> u32 {

@@ -1,8 +1,7 @@
 //! The AUTOSSH_* variables (SPEC §3), read through a lookup function so that
 //! every rule can be tested from a table.
 
-use crate::cnum;
-use crate::prelude::*;
+use crate::{cnum, messages};
 
 /// Reads one environment variable.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<Vec<u8>>;
@@ -48,10 +47,6 @@ pub struct Config {
     pub notes: Vec<String>,
 }
 
-fn text(value: &[u8]) -> String {
-    String::from_utf8_lossy(value).into_owned()
-}
-
 /// A variable that is unset or empty counts as unset where SPEC §3 says so.
 fn non_empty(lookup: Lookup, name: &str) -> Option<Vec<u8>> {
     lookup(name).filter(|v| !v.is_empty())
@@ -70,7 +65,7 @@ fn number(
     };
     match cnum::parse_int(&raw) {
         Some(n) if valid(n) => Ok(Some(n)),
-        _ => Err(format!("invalid {what} \"{}\"", text(&raw))),
+        _ => Err(messages::invalid_variable(what, &raw)),
     }
 }
 
@@ -107,7 +102,7 @@ impl Config {
             number(lookup, "AUTOSSH_MAXLIFETIME", "max lifetime", |n| n >= 0)?.unwrap_or(0);
         let message = lookup("AUTOSSH_MESSAGE").unwrap_or_default();
         if message.len() > MAX_MESSAGE {
-            return Err(format!("echo message may only be {MAX_MESSAGE} bytes long"));
+            return Err(messages::message_too_long(MAX_MESSAGE));
         }
 
         let mut notes = Vec::new();

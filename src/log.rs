@@ -1,72 +1,251 @@
-//! Logging (SPEC §4): syslog by default, or a file with one flushed line per
-//! message; AUTOSSH_DEBUG copies lines to stderr. Errors also reach stderr while
-//! the program still has its terminal (SPEC §9.7).
+//! Logging (SPEC §4): every message goes through the `log` facade to the one
+//! logger here, which sends it to syslog (the `syslog` crate, with datagrams
+//! formatted as the C library's `syslog(3)` formats them) or to
+//! AUTOSSH_LOGFILE, one line per message, and applies AUTOSSH_LOGLEVEL.
+//! AUTOSSH_DEBUG copies lines to stderr; errors also reach stderr while the
+//! program still has its terminal (SPEC §9.7).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-use alloc::ffi::CString;
+use log::{Level, LevelFilter, Metadata, Record};
+use syslog::{LogFormat, LoggerBackend, Severity};
 
 use crate::config::LogSettings;
-use crate::prelude::*;
-use crate::sys::{self, Fd, Once};
+use crate::messages::{self, OsError};
+use crate::sys;
 
+/// Syslog's levels (SPEC §4).
 pub const ERR: u8 = 3;
 pub const INFO: u8 = 6;
 pub const DEBUG: u8 = 7;
 
+/// LOG_USER, the facility of every message.
+const FACILITY_USER: u8 = 1 << 3;
+/// Where the C library sends syslog messages.
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// The syslog level of a `log` level.
+pub fn syslog_level(level: Level) -> u8 {
+    match level {
+        Level::Error => ERR,
+        Level::Warn => 4,
+        Level::Info => INFO,
+        Level::Debug | Level::Trace => DEBUG,
+    }
+}
+
+/// The datagram of the C library's `syslog(3)` with LOG_PID:
+/// `<PRI>Mmm dd HH:MM:SS IDENT[PID]: MESSAGE`.
+#[derive(Clone)]
+struct CFormat {
+    ident: Vec<u8>,
+}
+
+impl CFormat {
+    fn datagram(&self, level: u8, tm: &libc::tm, pid: u32, message: &[u8]) -> Vec<u8> {
+        let mut out = format!("<{}>{} ", FACILITY_USER | level, sys::syslog_time(tm)).into_bytes();
+        out.extend_from_slice(&self.ident);
+        out.extend_from_slice(format!("[{pid}]: ").as_bytes());
+        out.extend_from_slice(message);
+        out
+    }
+}
+
+impl LogFormat<&[u8]> for CFormat {
+    fn format<W: Write>(
+        &self,
+        w: &mut W,
+        severity: Severity,
+        message: &[u8],
+    ) -> syslog::Result<()> {
+        let datagram = self.datagram(
+            severity as u8,
+            &sys::local_now(),
+            std::process::id(),
+            message,
+        );
+        // One write is one datagram.
+        w.write(&datagram).map(|_| ()).map_err(syslog::Error::Write)
+    }
+}
+
+type Syslog = syslog::Logger<LoggerBackend, CFormat>;
+
+/// Where messages go.
+enum Sink {
+    File(File),
+    /// Connected when the first message is sent, and again after a send fails
+    /// (a restarted syslog daemon), as `syslog(3)` does.
+    Syslog {
+        format: CFormat,
+        connection: Option<Syslog>,
+    },
+}
+
+impl Sink {
+    fn write(&mut self, level: u8, name: &str, message: &str) {
+        match self {
+            Sink::File(file) => {
+                let tm = sys::local_now();
+                let line = format!(
+                    "{} {}[{}]: {}\n",
+                    sys::file_time(&tm),
+                    name,
+                    std::process::id(),
+                    message
+                );
+                // A failed write must not stop supervision (a full disk, a
+                // deleted file): the line is dropped.
+                let _ = file.write_all(line.as_bytes());
+            }
+            Sink::Syslog { format, connection } => {
+                let severity = severity(level);
+                for _ in 0..2 {
+                    if connection.is_none() {
+                        *connection = syslog::unix_custom(format.clone(), SYSLOG_SOCKET).ok();
+                    }
+                    let Some(syslog) = connection.as_mut() else {
+                        return;
+                    };
+                    let sent =
+                        syslog
+                            .formatter
+                            .format(&mut syslog.backend, severity, message.as_bytes());
+                    if sent.is_ok() {
+                        return;
+                    }
+                    // Connect again and retry once.
+                    *connection = None;
+                }
+            }
+        }
+    }
+}
+
+fn severity(level: u8) -> Severity {
+    match level {
+        0 => Severity::LOG_EMERG,
+        1 => Severity::LOG_ALERT,
+        2 => Severity::LOG_CRIT,
+        3 => Severity::LOG_ERR,
+        4 => Severity::LOG_WARNING,
+        5 => Severity::LOG_NOTICE,
+        6 => Severity::LOG_INFO,
+        _ => Severity::LOG_DEBUG,
+    }
+}
+
 struct Logger {
     name: String,
     level: u8,
-    file: Option<Fd>,
+    sink: Mutex<Sink>,
     /// The log itself is what stderr is (AUTOSSH_LOGFILE=/dev/stderr, or the
     /// debug copy): errors need no second copy there.
     log_reaches_stderr: bool,
     debug_copy: bool,
 }
 
-static LOGGER: Once<Logger> = Once::new();
 /// Set once stdio is /dev/null (after -f): no more copies to stderr.
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
-/// Opens the log. On failure the logger still works (syslog), and the error is
-/// returned for the caller to report as fatal: `PATH: OS error` (SPEC §3).
-pub fn init(name: &str, settings: &LogSettings) -> Result<(), String> {
+fn to_stderr(line: &str) {
+    let _ = io::stderr().lock().write_all(line.as_bytes());
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        syslog_level(metadata.level()) <= self.level.max(INFO)
+    }
+
+    fn log(&self, record: &Record) {
+        let level = syslog_level(record.level());
+        let message = record.args().to_string();
+        if level <= self.level {
+            if let Ok(mut sink) = self.sink.lock() {
+                sink.write(level, &self.name, &message);
+            }
+            if self.debug_copy {
+                to_stderr(&format!(
+                    "{}[{}]: {}\n",
+                    self.name,
+                    std::process::id(),
+                    message
+                ));
+            }
+        }
+        if level <= INFO {
+            crate::notify::status(&message);
+        }
+        if level <= ERR && !self.log_reaches_stderr && !DETACHED.load(Ordering::Relaxed) {
+            to_stderr(&format!("{}: {}\n", self.name, message));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Whether two descriptors are the same open file.
+fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
+    match (nix::sys::stat::fstat(a), nix::sys::stat::fstat(b)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
+/// Installs the logger. When the log file cannot be opened, the logger still
+/// works (syslog) and the error is returned for the caller to report as fatal:
+/// `PATH: OS error` (SPEC §3).
+pub fn init(name: &str, settings: &LogSettings) -> anyhow::Result<()> {
     let mut failure = None;
     let file = settings.file.as_ref().and_then(|path| {
-        sys::open(path, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o644)
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(Path::new(OsStr::from_bytes(path)))
             .map_err(|e| {
-                failure = Some(format!(
-                    "{}: {}",
-                    String::from_utf8_lossy(path),
-                    sys::error_text(&e)
-                ))
+                failure = Some(anyhow::Error::new(OsError::from(e)).context(messages::path(path)))
             })
             .ok()
     });
-    let file_is_stderr = match (&file, sys::fd_identity(2)) {
-        (Some(f), Some(stderr)) => sys::fd_identity(f.raw()) == Some(stderr),
-        _ => false,
-    };
+    let file_is_stderr = file.as_ref().is_some_and(|f| same_file(f, io::stderr()));
     let debug_copy = settings.debug && file.is_none();
-    if file.is_none() {
-        // The ident must outlive every syslog call: it is leaked once, on purpose.
-        let ident = CString::new(name.replace('\0', "")).unwrap_or_default();
-        let ident: &'static CString = Box::leak(Box::new(ident));
-        // SAFETY: `ident` is a valid NUL-terminated string that lives forever.
-        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_USER) };
-    } else {
-        // SAFETY: tzset only reads the TZ variable; called once before localtime_r.
-        unsafe { sys::tzset() };
-    }
-    LOGGER.set(Logger {
+    let sink = match file {
+        Some(file) => Sink::File(file),
+        None => Sink::Syslog {
+            format: CFormat {
+                ident: name.as_bytes().to_vec(),
+            },
+            connection: None,
+        },
+    };
+    let logger = Logger {
         name: name.to_string(),
         level: settings.level,
-        file,
+        sink: Mutex::new(sink),
         log_reaches_stderr: file_is_stderr || debug_copy,
         debug_copy,
-    });
+    };
+    // Messages up to INFO are always built: they feed the service manager's
+    // status line and, for errors, stderr, whatever the level.
+    let max = if settings.level >= DEBUG {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(max);
+    }
     match failure {
-        Some(message) => Err(message),
+        Some(error) => Err(error),
         None => Ok(()),
     }
 }
@@ -76,90 +255,30 @@ pub fn detached() {
     DETACHED.store(true, Ordering::Relaxed);
 }
 
-fn timestamp() -> String {
-    let mut now: libc::time_t = 0;
-    // SAFETY: time and localtime_r write only into the locals given to them.
-    let tm = unsafe {
-        libc::time(&mut now);
-        let mut tm: libc::tm = core::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn emit(logger: &Logger, level: u8, message: &str) {
-    let pid = sys::getpid();
-    if let Some(file) = logger.file.as_ref() {
-        let line = format!("{} {}[{}]: {}\n", timestamp(), logger.name, pid, message);
-        // A failed write must not stop supervision (a full disk, a deleted file).
-        let _ = sys::write_all(file.raw(), line.as_bytes());
-    } else {
-        let text = CString::new(message.replace('\0', "")).unwrap_or_default();
-        // SAFETY: the format is a literal "%s" and `text` is NUL-terminated.
-        unsafe { libc::syslog(i32::from(level), c"%s".as_ptr(), text.as_ptr()) };
+    #[test]
+    fn datagram_is_the_c_librarys() {
+        // SAFETY: libc::tm is plain data; all-zero is a valid value.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        (tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec) = (10, 5, 4, 26, 57);
+        let f = CFormat {
+            ident: b"autossh".to_vec(),
+        };
+        assert_eq!(
+            f.datagram(INFO, &tm, 9067, b"starting ssh (count 1)"),
+            b"<14>Nov  5 04:26:57 autossh[9067]: starting ssh (count 1)".to_vec()
+        );
+        assert_eq!(f.datagram(ERR, &tm, 1, b"x")[..4], *b"<11>");
     }
-    if logger.debug_copy {
-        let line = format!("{}[{}]: {}\n", logger.name, pid, message);
-        let _ = sys::write_all(2, line.as_bytes());
+
+    #[test]
+    fn levels() {
+        assert_eq!(syslog_level(Level::Error), 3);
+        assert_eq!(syslog_level(Level::Info), 6);
+        assert_eq!(syslog_level(Level::Debug), 7);
+        assert!(matches!(severity(3), Severity::LOG_ERR));
     }
-}
-
-/// Logs `message` at syslog `level` when the configured level lets it through.
-pub fn log(level: u8, message: &str) {
-    let Some(logger) = LOGGER.get() else {
-        return;
-    };
-    if level <= logger.level {
-        emit(logger, level, message);
-    }
-    if level <= INFO {
-        crate::notify::status(message);
-    }
-    if level <= ERR && !logger.log_reaches_stderr && !DETACHED.load(Ordering::Relaxed) {
-        let _ = sys::write_all(2, format!("{}: {}\n", logger.name, message).as_bytes());
-    }
-}
-
-/// Logs `message` whatever the configured level (SPEC §9.7: an invalid log level
-/// is always reported).
-pub fn always(level: u8, message: &str) {
-    if let Some(logger) = LOGGER.get() {
-        emit(logger, level, message);
-        if !logger.log_reaches_stderr {
-            let _ = sys::write_all(2, format!("{}: {}\n", logger.name, message).as_bytes());
-        }
-    }
-}
-
-/// Whether messages at `level` are written at all (to skip building them).
-pub fn enabled(level: u8) -> bool {
-    LOGGER.get().is_some_and(|l| level <= l.level)
-}
-
-#[macro_export]
-macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::INFO, &alloc::format!($($arg)*)) };
-}
-
-#[macro_export]
-macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::ERR, &alloc::format!($($arg)*)) };
-}
-
-#[macro_export]
-macro_rules! debug {
-    ($($arg:tt)*) => {
-        if $crate::log::enabled($crate::log::DEBUG) {
-            $crate::log::log($crate::log::DEBUG, &alloc::format!($($arg)*))
-        }
-    };
 }

@@ -1,45 +1,45 @@
 //! AUTOSSH_PIDFILE (SPEC §7, §9.12): written once, never through a symlink, and
 //! removed at exit only while it still holds our pid.
 
-use crate::prelude::*;
-use crate::sys;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::messages::{self, OsError};
 
 pub struct PidFile {
-    path: Vec<u8>,
+    path: PathBuf,
     content: String,
 }
 
 impl PidFile {
     /// Writes `PID\n`; the error is the message of SPEC §3.
-    pub fn write(path: &[u8]) -> Result<PidFile, String> {
-        let content = format!("{}\n", sys::getpid());
-        let result = sys::open(
-            path,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
-            0o644,
-        )
-        .and_then(|fd| sys::write_all(fd.raw(), content.as_bytes()));
-        match result {
-            Ok(()) => Ok(PidFile {
-                path: path.to_vec(),
-                content,
-            }),
-            Err(e) => Err(format!(
-                "cannot open pid file \"{}\": {}",
-                String::from_utf8_lossy(path),
-                sys::error_text(&e)
-            )),
-        }
+    pub fn write(path: PathBuf) -> anyhow::Result<PidFile> {
+        use std::os::unix::ffi::OsStrExt;
+        let content = format!("{}\n", std::process::id());
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut file| file.write_all(content.as_bytes()))
+            .map_err(|e| {
+                anyhow::Error::new(OsError::from(e))
+                    .context(messages::pid_file(path.as_os_str().as_bytes()))
+            })?;
+        Ok(PidFile { path, content })
     }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let ours = sys::read_file(&self.path).is_ok_and(|c| c == self.content.as_bytes());
-        let regular =
-            sys::lstat_mode(&self.path).is_some_and(|mode| mode & libc::S_IFMT == libc::S_IFREG);
+        let ours = fs::read(&self.path).is_ok_and(|c| c == self.content.as_bytes());
+        let regular = fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
         if ours && regular {
-            let _ = sys::unlink(&self.path);
+            let _ = fs::remove_file(&self.path);
         }
     }
 }

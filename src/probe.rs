@@ -3,41 +3,46 @@
 //! service. The test never blocks: it is a small state machine that the event
 //! loop drives with the descriptor it waits on and a deadline.
 
-use core::time::Duration;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-use crate::prelude::*;
-use crate::sys::{self, Errno, Fd, Instant};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 
-const WOULD_BLOCK: Errno = Errno(libc::EAGAIN);
-const INTERRUPTED: Errno = Errno(libc::EINTR);
+use crate::messages::{self, OsError};
 
 /// How the test data comes back.
 pub enum Path {
     /// Out on `port`, back through the listener on `port + 1`.
-    Loop { port: u16, listener: Fd },
+    Loop { port: u16, listener: TcpListener },
     /// Out on `port` to a remote echo service, back on the same connection.
     Echo { port: u16 },
 }
 
-/// Opens the listener of loop mode on 127.0.0.1 only; the error is the message
-/// of SPEC §6.
-pub fn listen(port: u16) -> Result<Fd, String> {
-    sys::tcp_bind_loopback(port, Some(128))
-        .map_err(|e| format!("bind on 127.0.0.1:{}: {}", port, sys::error_text(&e)))
+/// Opens the listener of loop mode on 127.0.0.1 only (std sets SO_REUSEADDR);
+/// the error is the message of SPEC §6.
+pub fn listen(port: u16) -> anyhow::Result<TcpListener> {
+    let open = || -> io::Result<TcpListener> {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    open().map_err(|e| anyhow::Error::new(OsError::from(e)).context(messages::bind(port)))
 }
 
-/// Takes a waiting connection off `listener`, non-blocking and close-on-exec.
-fn accept(listener: &Fd) -> Result<Fd, Errno> {
-    // SAFETY: accept4 with null address pointers; the new descriptor is owned
-    // by the Fd at once.
-    Fd::new(unsafe {
-        libc::accept4(
-            listener.raw(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    })
+/// Takes a waiting connection off `listener`, non-blocking (std makes it
+/// close-on-exec).
+fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    let (stream, _) = listener.accept()?;
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+fn text(e: &io::Error) -> String {
+    OsError::from(messages::errno(e)).to_string()
 }
 
 /// Everything a test needs that lasts the whole run.
@@ -45,20 +50,25 @@ pub struct Monitor {
     pub path: Path,
     pub net_timeout: Duration,
     /// `NODENAME NAME PID ` — the fixed start of every test line.
-    prefix: String,
+    prefix: Vec<u8>,
     /// ` MESSAGE\r\n` — the fixed end.
     suffix: Vec<u8>,
 }
 
 impl Monitor {
     pub fn new(path: Path, net_timeout: Duration, name: &str, message: &[u8]) -> Monitor {
+        use std::os::unix::ffi::OsStrExt;
+        let mut prefix = nix::sys::utsname::uname()
+            .map(|u| u.nodename().as_bytes().to_vec())
+            .unwrap_or_default();
+        prefix.extend_from_slice(format!(" {} {} ", name, std::process::id()).as_bytes());
         let mut suffix = vec![b' '];
         suffix.extend_from_slice(message);
         suffix.extend_from_slice(b"\r\n");
         Monitor {
             path,
             net_timeout,
-            prefix: format!("{} {} {} ", sys::nodename(), name, sys::getpid()),
+            prefix,
             suffix,
         }
     }
@@ -77,8 +87,8 @@ impl Monitor {
             // only stand in the way of this test's own.
             while accept(listener).is_ok() {}
         }
-        let mut line = self.prefix.clone().into_bytes();
-        line.extend_from_slice((sys::random_u64() >> 33).to_string().as_bytes());
+        let mut line = self.prefix.clone();
+        line.extend_from_slice((crate::sys::random_u64() >> 33).to_string().as_bytes());
         line.extend_from_slice(&self.suffix);
         match connect(self.port()) {
             Ok(out) => Some(Probe {
@@ -92,23 +102,23 @@ impl Monitor {
                 deadline: now + self.net_timeout,
             }),
             Err(e) => {
-                info!("127.0.0.1:{}: {}", self.port(), sys::error_text(&e));
+                log::info!("127.0.0.1:{}: {}", self.port(), OsError(e));
                 None
             }
         }
     }
 
     /// The descriptor and poll events the test waits for.
-    pub fn interest(&self, probe: &Probe) -> (i32, i16) {
+    pub fn interest<'a>(&'a self, probe: &'a Probe) -> (BorrowedFd<'a>, PollFlags) {
         match probe.step {
-            Step::Connecting | Step::Writing => (probe.out.raw(), libc::POLLOUT),
+            Step::Connecting | Step::Writing => (probe.out.as_fd(), PollFlags::POLLOUT),
             Step::Accepting => match &self.path {
-                Path::Loop { listener, .. } => (listener.raw(), libc::POLLIN),
-                Path::Echo { .. } => (probe.out.raw(), libc::POLLIN),
+                Path::Loop { listener, .. } => (listener.as_fd(), PollFlags::POLLIN),
+                Path::Echo { .. } => (probe.out.as_fd(), PollFlags::POLLIN),
             },
             Step::Reading => (
-                probe.back.as_ref().unwrap_or(&probe.out).raw(),
-                libc::POLLIN,
+                probe.back.as_ref().unwrap_or(&probe.out).as_fd(),
+                PollFlags::POLLIN,
             ),
         }
     }
@@ -122,15 +132,11 @@ impl Monitor {
                     Ok(true) => probe.step = Step::Writing,
                     Ok(false) if !timed_out => return Outcome::Pending,
                     Ok(false) => {
-                        info!(
-                            "127.0.0.1:{}: {}",
-                            self.port(),
-                            sys::errno_text(libc::ETIMEDOUT)
-                        );
+                        log::info!("127.0.0.1:{}: {}", self.port(), OsError(Errno::ETIMEDOUT));
                         return Outcome::Failed;
                     }
                     Err(e) => {
-                        info!("127.0.0.1:{}: {}", self.port(), sys::error_text(&e));
+                        log::info!("127.0.0.1:{}: {}", self.port(), OsError(e));
                         return Outcome::Failed;
                     }
                 },
@@ -143,8 +149,10 @@ impl Monitor {
                             return self.advance(probe, now);
                         }
                     }
-                    Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
-                    Err(INTERRUPTED) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && !timed_out => {
+                        return Outcome::Pending
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return self.again(probe, now),
                 },
                 Step::Accepting => {
@@ -160,13 +168,15 @@ impl Monitor {
                             probe.deadline = now + self.net_timeout;
                             return self.advance(probe, now);
                         }
-                        Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
-                        Err(WOULD_BLOCK) => {
-                            info!("timeout polling to accept read connection");
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if !timed_out {
+                                return Outcome::Pending;
+                            }
+                            log::info!("timeout polling to accept read connection");
                             return Outcome::Failed;
                         }
                         Err(e) => {
-                            info!("error accepting read connection: {}", sys::error_text(&e));
+                            log::info!("error accepting read connection: {}", text(&e));
                             return Outcome::Failed;
                         }
                     }
@@ -174,7 +184,7 @@ impl Monitor {
                 Step::Reading => {
                     let want = probe.sent.len() - probe.got.len();
                     let mut buf = vec![0u8; want];
-                    let stream = probe.back.as_ref().unwrap_or(&probe.out);
+                    let stream = probe.back.as_mut().unwrap_or(&mut probe.out);
                     match stream.read(&mut buf) {
                         Ok(0) => return self.compare(probe, now),
                         Ok(n) => {
@@ -183,12 +193,14 @@ impl Monitor {
                                 return self.compare(probe, now);
                             }
                         }
-                        Err(WOULD_BLOCK) if !timed_out => return Outcome::Pending,
-                        Err(INTERRUPTED) => {}
-                        Err(WOULD_BLOCK) => {
-                            debug!("timeout on io poll, looping to accept again");
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if !timed_out {
+                                return Outcome::Pending;
+                            }
+                            log::debug!("timeout on io poll, looping to accept again");
                             return self.again(probe, now);
                         }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => return self.compare(probe, now),
                     }
                 }
@@ -205,10 +217,10 @@ impl Monitor {
 
     fn compare(&self, probe: &mut Probe, now: Instant) -> Outcome {
         if probe.got == probe.sent {
-            debug!("connection ok");
+            log::debug!("connection ok");
             return Outcome::Passed;
         }
-        debug!(
+        log::debug!(
             "not what I sent: \"{}\" : \"{}\"",
             String::from_utf8_lossy(&probe.sent),
             String::from_utf8_lossy(&probe.got)
@@ -220,7 +232,7 @@ impl Monitor {
     /// new connection back, echo mode reads on.
     fn again(&self, probe: &mut Probe, now: Instant) -> Outcome {
         if probe.second {
-            debug!("tried connection 2 times and failed");
+            log::debug!("tried connection 2 times and failed");
             return Outcome::Failed;
         }
         probe.second = true;
@@ -243,8 +255,8 @@ enum Step {
 /// One test in progress.
 pub struct Probe {
     sent: Vec<u8>,
-    out: Fd,
-    back: Option<Fd>,
+    out: TcpStream,
+    back: Option<TcpStream>,
     step: Step,
     second: bool,
     written: usize,
@@ -265,61 +277,31 @@ pub enum Outcome {
     Failed,
 }
 
-/// Starts a non-blocking connection to 127.0.0.1:`port`.
-fn connect(port: u16) -> Result<Fd, Errno> {
-    // SAFETY: socket returns a new descriptor that is owned by the Fd at once;
-    // the address is a fully initialised sockaddr_in on the stack.
-    unsafe {
-        let fd = Fd::new(libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        ))?;
-        let addr = sys::loopback(port);
-        let r = libc::connect(
-            fd.raw(),
-            (&addr as *const libc::sockaddr_in).cast(),
-            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        if r != 0 {
-            let e = Errno::last();
-            if e != Errno(libc::EINPROGRESS) {
-                return Err(e);
-            }
-        }
-        Ok(fd)
+/// Starts a non-blocking connection to 127.0.0.1:`port` (std has no
+/// non-blocking connect).
+fn connect(port: u16) -> Result<TcpStream, Errno> {
+    let fd: OwnedFd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    use std::os::fd::AsRawFd;
+    match socket::connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(e) => Err(e),
     }
 }
 
 /// Whether a non-blocking connect has finished: Ok(true) connected,
 /// Ok(false) still going, Err the reason it failed.
-fn connect_result(stream: &Fd) -> Result<bool, Errno> {
-    let mut pfd = libc::pollfd {
-        fd: stream.raw(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; a zero timeout never blocks.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+fn connect_result(stream: &TcpStream) -> Result<bool, Errno> {
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+    if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) == 0 {
         return Ok(false);
     }
-    let mut error: libc::c_int = 0;
-    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `error`.
-    let r = unsafe {
-        libc::getsockopt(
-            stream.raw(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut error as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(Errno::last());
-    }
-    match error {
+    match socket::getsockopt(stream, sockopt::SocketError)? {
         0 => Ok(true),
-        e => Err(Errno(e)),
+        e => Err(Errno::from_raw(e)),
     }
 }

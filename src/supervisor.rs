@@ -4,16 +4,20 @@
 //! sockets) with a timeout equal to the nearest deadline on the monotonic clock,
 //! so nothing wakes between deadlines and a child's death is seen at once.
 
-use core::ops::ControlFlow;
-use core::time::Duration;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, Level};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use signal_hook::consts::signal::*;
 
 use crate::backoff::Backoff;
 use crate::child::{self, Ended, Ssh};
+use crate::messages::{self, OsError};
 use crate::notify;
-use crate::prelude::*;
 use crate::probe::{Monitor, Outcome, Probe};
-use crate::signals::SignalPipe;
-use crate::sys::{self, Errno, Instant};
+use crate::signals::Signals;
 
 /// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -33,8 +37,8 @@ pub fn judge(
     gate_time: u32,
     lived: Duration,
     name: &str,
-) -> (Then, u8, String) {
-    use crate::log::{ERR, INFO};
+) -> (Then, Level, String) {
+    use Level::{Error as ERR, Info as INFO};
     let status = match ended {
         Ended::Signaled(signal) => {
             return (
@@ -94,6 +98,8 @@ enum Phase {
 pub struct Settings {
     pub name: String,
     pub argv: Vec<Vec<u8>>,
+    /// Variables of ours in the environment that ssh must not see.
+    pub unset: Vec<&'static str>,
     pub gate_time: u32,
     pub poll: u32,
     pub first_poll: u32,
@@ -106,7 +112,7 @@ pub struct Settings {
 
 pub struct Supervisor {
     settings: Settings,
-    signals: SignalPipe,
+    signals: Signals,
     backoff: Backoff,
     starts: u32,
     lifetime_end: Option<Instant>,
@@ -116,23 +122,26 @@ pub struct Supervisor {
 }
 
 fn is_exit_signal(signal: i32) -> bool {
-    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+    matches!(signal, SIGTERM | SIGINT | SIGQUIT)
 }
 
 /// Milliseconds until `deadline`, rounded up so that a wake-up is never early.
-fn poll_timeout(deadline: Option<Instant>, now: Instant) -> i32 {
+fn poll_timeout(deadline: Option<Instant>, now: Instant) -> PollTimeout {
     match deadline {
-        None => -1,
+        None => PollTimeout::NONE,
         Some(d) => {
             let left = d.saturating_duration_since(now);
             let ms = left.as_nanos().div_ceil(1_000_000);
-            ms.min(i32::MAX as u128) as i32
+            i32::try_from(ms)
+                .ok()
+                .and_then(|ms| PollTimeout::try_from(ms).ok())
+                .unwrap_or(PollTimeout::MAX)
         }
     }
 }
 
 impl Supervisor {
-    pub fn new(settings: Settings, signals: SignalPipe, began: Instant) -> Supervisor {
+    pub fn new(settings: Settings, signals: Signals, began: Instant) -> Supervisor {
         let lifetime_end = (settings.max_lifetime > 0)
             .then(|| began + Duration::from_secs(u64::from(settings.max_lifetime)));
         let next_watchdog = settings.watchdog.map(|every| began + every);
@@ -156,18 +165,7 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let timeout = poll_timeout(self.deadline(&phase), now);
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.signals.fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: -1,
-                    events: 0,
-                    revents: 0,
-                },
-            ];
+            let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
             if let (
                 Phase::Running {
                     probe: Some(probe), ..
@@ -175,17 +173,14 @@ impl Supervisor {
                 Some(monitor),
             ) = (&phase, &self.settings.monitor)
             {
-                (fds[1].fd, fds[1].events) = monitor.interest(probe);
+                let (fd, events) = monitor.interest(probe);
+                fds.push(PollFd::new(fd, events));
             }
-            let count = if fds[1].fd < 0 { 1 } else { 2 };
-            // SAFETY: fds is a valid array of at least `count` pollfd.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
-            if ready < 0 {
-                let e = sys::last_error();
-                if e != Errno(libc::EINTR) {
-                    error!("poll: {}", sys::error_text(&e));
-                }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => error!("poll: {}", OsError(e)),
             }
+            drop(fds);
             // Signals first: a child that died mid-test ends the test with it.
             let flow = match self.on_signals(phase) {
                 ControlFlow::Continue(phase) => self.on_probe(phase, Instant::now()),
@@ -261,9 +256,10 @@ impl Supervisor {
             None => info!("starting ssh (count {})", self.starts),
         }
         self.backoff.started(now);
-        match child::spawn(&self.settings.argv, &notify::PRIVATE_VARIABLES) {
+        match child::spawn(&self.settings.argv, &self.settings.unset) {
             Ok(ssh) => {
                 info!("ssh child pid is {}", ssh.pid());
+                crate::sys::release_free_memory();
                 if self.settings.gate_time == 0 && self.settings.monitor.is_none() {
                     self.set_ready();
                 }
@@ -276,12 +272,12 @@ impl Supervisor {
                 })
             }
             Err(e) => {
-                let what = if e == Errno(libc::EAGAIN) {
-                    "fork".to_string()
+                let e = OsError::from(e);
+                if e.0 == Errno::EAGAIN {
+                    error!("{}: {}", messages::FORK, e);
                 } else {
-                    String::from_utf8_lossy(&self.settings.argv[0]).into_owned()
-                };
-                error!("{}: {}", what, sys::error_text(&e));
+                    error!("{}: {}", messages::path(&self.settings.argv[0]), e);
+                }
                 ControlFlow::Break(1)
             }
         }
@@ -302,7 +298,7 @@ impl Supervisor {
                     info!("received signal to exit ({signal})");
                     return ControlFlow::Break(1);
                 }
-                if matches!(signal, libc::SIGHUP | libc::SIGUSR1) {
+                if matches!(signal, SIGHUP | SIGUSR1) {
                     // A prod: retry now, keeping the count of quick starts (SPEC §9.6).
                     return self.launch(now);
                 }
@@ -322,7 +318,7 @@ impl Supervisor {
                         probe,
                     })
                 };
-                if signal == libc::SIGCHLD {
+                if signal == SIGCHLD {
                     if let Some(ended) = ssh.try_reap() {
                         return self.ended(ended, started, now);
                     }
@@ -331,7 +327,7 @@ impl Supervisor {
                 let then = if is_exit_signal(signal) {
                     info!("received signal to exit ({signal})");
                     Then::Exit(1)
-                } else if signal == libc::SIGUSR1 {
+                } else if signal == SIGUSR1 {
                     info!("signalled to kill and restart ssh");
                     Then::Restart
                 } else {
@@ -349,7 +345,7 @@ impl Supervisor {
                     info!("received signal to exit ({signal})");
                     then = Then::Exit(1);
                 }
-                if signal == libc::SIGCHLD && ssh.try_reap().is_some() {
+                if signal == SIGCHLD && ssh.try_reap().is_some() {
                     return self.after_stop(then, now);
                 }
                 ControlFlow::Continue(Phase::Stopping { ssh, kill_at, then })
@@ -381,7 +377,7 @@ impl Supervisor {
             now.duration_since(started),
             &self.settings.name,
         );
-        crate::log::log(level, &message);
+        log::log!(level, "{message}");
         self.after_stop(then, now)
     }
 
@@ -491,7 +487,7 @@ impl Supervisor {
 mod tests {
     use super::*;
 
-    fn verdict(ended: Ended, first: bool, gate: u32, lived: u64) -> (Then, u8, String) {
+    fn verdict(ended: Ended, first: bool, gate: u32, lived: u64) -> (Then, Level, String) {
         judge(ended, first, gate, Duration::from_secs(lived), "autossh")
     }
 
@@ -502,7 +498,7 @@ mod tests {
                 verdict(Ended::Exited(status), true, 30, 30),
                 (
                     Then::Exit(1),
-                    3,
+                    Level::Error,
                     format!("ssh exited prematurely with status {status}; autossh exiting")
                 )
             );
@@ -515,43 +511,43 @@ mod tests {
         let e = |s: i32| format!("ssh exited with status {s}; autossh exiting");
         assert_eq!(
             verdict(Ended::Exited(255), true, 30, 31),
-            (Then::Restart, 6, r(255))
+            (Then::Restart, Level::Info, r(255))
         );
         assert_eq!(
             verdict(Ended::Exited(255), true, 0, 0),
-            (Then::Restart, 6, r(255))
+            (Then::Restart, Level::Info, r(255))
         );
         assert_eq!(
             verdict(Ended::Exited(0), false, 30, 0),
-            (Then::Exit(0), 6, e(0))
+            (Then::Exit(0), Level::Info, e(0))
         );
         assert_eq!(
             verdict(Ended::Exited(0), true, 0, 0),
-            (Then::Exit(0), 6, e(0))
+            (Then::Exit(0), Level::Info, e(0))
         );
         assert_eq!(
             verdict(Ended::Exited(1), true, 30, 31),
-            (Then::Exit(1), 6, e(1))
+            (Then::Exit(1), Level::Info, e(1))
         );
         assert_eq!(
             verdict(Ended::Exited(2), true, 30, 31),
-            (Then::Exit(1), 6, e(2))
+            (Then::Exit(1), Level::Info, e(2))
         );
         assert_eq!(
             verdict(Ended::Exited(1), true, 0, 0),
-            (Then::Restart, 6, r(1))
+            (Then::Restart, Level::Info, r(1))
         );
         assert_eq!(
             verdict(Ended::Exited(2), false, 30, 0),
-            (Then::Restart, 6, r(2))
+            (Then::Restart, Level::Info, r(2))
         );
         assert_eq!(
             verdict(Ended::Exited(3), false, 0, 100),
-            (Then::Exit(1), 6, e(3))
+            (Then::Exit(1), Level::Info, e(3))
         );
         assert_eq!(
             verdict(Ended::Exited(254), true, 0, 100),
-            (Then::Exit(1), 6, e(254))
+            (Then::Exit(1), Level::Info, e(254))
         );
     }
 
@@ -561,7 +557,7 @@ mod tests {
             verdict(Ended::Signaled(9), true, 30, 0),
             (
                 Then::Restart,
-                6,
+                Level::Info,
                 "ssh exited on signal 9, restarting ssh".to_string()
             )
         );
@@ -570,13 +566,12 @@ mod tests {
     #[test]
     fn timeouts_round_up() {
         let now = Instant::now();
-        assert_eq!(poll_timeout(None, now), -1);
-        assert_eq!(poll_timeout(Some(now), now), 0);
-        assert_eq!(poll_timeout(Some(now + Duration::from_micros(1)), now), 1);
-        assert_eq!(
-            poll_timeout(Some(now + Duration::from_millis(1500)), now),
-            1500
-        );
-        assert_eq!(poll_timeout(Some(now - Duration::from_secs(1)), now), 0);
+        let ms = |d: Option<Instant>| i32::from(poll_timeout(d, now));
+        assert_eq!(ms(None), -1);
+        assert_eq!(ms(Some(now)), 0);
+        assert_eq!(ms(Some(now + Duration::from_micros(1))), 1);
+        assert_eq!(ms(Some(now + Duration::from_millis(1500))), 1500);
+        assert_eq!(ms(Some(now + Duration::from_secs(1 << 40))), i32::MAX);
+        assert_eq!(ms(Some(now - Duration::from_secs(1))), 0);
     }
 }

@@ -1,0 +1,120 @@
+//! The exact words of every fatal message (SPEC §1, §3, §4, §6, §7), in one
+//! place so that they can be read beside the spec. Scripts grep these: change
+//! none of them by a byte.
+//!
+//! Values are shown as they were given; an OS error is shown as the C library's
+//! `strerror` shows it, without Rust's `(os error N)`.
+
+use std::fmt;
+use std::io;
+
+use nix::errno::Errno;
+
+/// An OS error as C programs print it: the bare `strerror` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsError(pub Errno);
+
+impl fmt::Display for OsError {
+    /// The C library's own text: nix's `desc` is a table of its own, whose
+    /// words differ from glibc's for some errors (`I/O error`).
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut buf = [0u8; 256];
+        // SAFETY: the XSI strerror_r writes at most buf.len() bytes, a
+        // terminating NUL included, into buf; nix does not wrap it.
+        let r = unsafe { libc::strerror_r(self.0 as i32, buf.as_mut_ptr().cast(), buf.len()) };
+        let text = match (r, buf.iter().position(|&b| b == 0)) {
+            (0, Some(end)) => String::from_utf8_lossy(&buf[..end]),
+            _ => return f.write_str(self.0.desc()),
+        };
+        f.write_str(&text)
+    }
+}
+
+impl std::error::Error for OsError {}
+
+impl From<Errno> for OsError {
+    fn from(e: Errno) -> OsError {
+        OsError(e)
+    }
+}
+
+/// The error number of an I/O error (EIO for the few that carry none).
+pub fn errno(e: &io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+impl From<io::Error> for OsError {
+    fn from(e: io::Error) -> OsError {
+        OsError(errno(&e))
+    }
+}
+
+/// A value quoted in a message.
+fn shown(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(value)
+}
+
+/// SPEC §3: a number variable that does not parse or is out of its range;
+/// `what` is e.g. "poll time".
+pub fn invalid_variable(what: &str, value: &[u8]) -> String {
+    format!("invalid {what} \"{}\"", shown(value))
+}
+
+/// SPEC §3: AUTOSSH_MESSAGE over its limit.
+pub fn message_too_long(limit: usize) -> String {
+    format!("echo message may only be {limit} bytes long")
+}
+
+/// SPEC §1: a monitor port that is not a number.
+pub fn invalid_port(value: &[u8]) -> String {
+    format!("invalid port \"{}\"", shown(value))
+}
+
+/// SPEC §1: a monitor port of 65535 or more, or negative, as a C int shows it.
+pub fn port_out_of_range(port: i32) -> String {
+    format!("monitor port ({port}) out of range")
+}
+
+/// SPEC §1: a bad echo port (the two spaces are upstream's).
+pub fn invalid_echo_port(value: &[u8]) -> String {
+    format!("invalid echo port  \"{}\"", shown(value))
+}
+
+/// SPEC §6: the loop-mode listener could not be opened (followed by the error).
+pub fn bind(port: u16) -> String {
+    format!("bind on 127.0.0.1:{port}")
+}
+
+/// SPEC §7: the pid file could not be written (followed by the error).
+pub fn pid_file(path: &[u8]) -> String {
+    format!("cannot open pid file \"{}\"", shown(path))
+}
+
+/// SPEC §3, §5: a log file or the ssh program (followed by the error).
+pub fn path(path: &[u8]) -> String {
+    shown(path).into_owned()
+}
+
+/// SPEC §4: fork failed (followed by the error).
+pub const FORK: &str = "fork";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts are the C library's, which is what the spec's messages show.
+    #[test]
+    fn os_errors_read_as_strerror() {
+        for n in 1..=133 {
+            // SAFETY: strerror returns a NUL-terminated string, copied at once on
+            // this thread (the test harness runs no other strerror here).
+            let c = unsafe { std::ffi::CStr::from_ptr(libc::strerror(n)) }
+                .to_string_lossy()
+                .into_owned();
+            let ours = OsError(Errno::from_raw(n)).to_string();
+            if !c.starts_with("Unknown error") {
+                assert_eq!(ours, c, "errno {n}");
+            }
+        }
+    }
+}
