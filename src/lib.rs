@@ -65,6 +65,10 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
 /// start-up (for the caller to log, with `{:#}`, and exit 1).
 pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow::Result<i32> {
     let began = Instant::now();
+    // First, while the heap is empty: registering the signals allocates and
+    // frees a good deal, and later allocations then fill those holes instead
+    // of touching new pages in every instance.
+    let signals = signals::Signals::install();
     sys::cloexec_inherited();
     let lookup = |name: &str| env(name).map(OsString::into_vec);
     let name = program_name(args.first());
@@ -81,6 +85,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         anyhow::bail!(message);
     }
     let config = Config::from_lookup(&lookup).map_err(anyhow::Error::msg)?;
+    let signals = signals.map_err(OsError::from).context("signal pipe")?;
 
     let scanned = match args::scan(&args) {
         Ok(Request::Version) => {
@@ -132,9 +137,6 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
 
     let watchdog = notify::init(&lookup);
-    let signals = signals::Signals::install()
-        .map_err(OsError::from)
-        .context("signal pipe")?;
     let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
     let settings = supervisor::Settings {
         name,

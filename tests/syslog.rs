@@ -7,6 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -14,13 +15,9 @@ use common::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Runs `program args` with /dev/log pointing at a socket of ours; returns the
-/// datagrams received, as syslog files write them (`Mmm dd hh:mm:ss host ...`).
-fn syslog_lines(fake: &Fake, program: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
-    let sock = fake.dir.path("log.sock");
-    let _ = std::fs::remove_file(&sock);
-    let socket = UnixDatagram::bind(&sock).unwrap();
-    let script = r#"set -e
+/// The script that gives `program` a /dev/log of the test's own: a private
+/// mount namespace with a fresh /dev where /dev/log links to $SOCK.
+const PRIVATE_DEV_LOG: &str = r#"set -e
 mount --make-rprivate /
 mkdir -p "$T/dev"
 mount --rbind /dev "$T/dev"
@@ -28,29 +25,63 @@ mount -t tmpfs tmpfs /dev
 for n in null zero urandom random; do touch /dev/$n; mount --bind "$T/dev/$n" /dev/$n; done
 ln -s "$SOCK" /dev/log
 exec "$@""#;
-    let mut c = fake.command("unshare", &["-m", "sh", "-c", script, "sh", program]);
+
+fn with_private_log(
+    fake: &Fake,
+    sock: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut c = fake.command(
+        "unshare",
+        &["-m", "sh", "-c", PRIVATE_DEV_LOG, "sh", program],
+    );
     c.args(args)
         .env_remove("AUTOSSH_LOGFILE")
         .env("T", &fake.dir.0)
-        .env("SOCK", &sock)
+        .env("SOCK", sock)
         .stdout(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
-    let out = run_bounded(c, LIMIT);
+    c
+}
+
+/// Every datagram waiting on `socket`.
+fn receive(socket: &UnixDatagram) -> Vec<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+/// Runs `program args` with /dev/log pointing at a socket of ours; returns the
+/// datagrams received, as they were sent.
+fn datagrams(fake: &Fake, program: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<Vec<u8>> {
+    let sock = fake.dir.path("log.sock");
+    let _ = std::fs::remove_file(&sock);
+    let socket = UnixDatagram::bind(&sock).unwrap();
+    let out = run_bounded(with_private_log(fake, &sock, program, args, env), LIMIT);
     assert!(
         out.status.code().is_some(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    receive(&socket)
+}
+
+/// The datagrams as syslog files write them (`Mmm dd hh:mm:ss host ...`).
+fn syslog_lines(fake: &Fake, program: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let mut lines = Vec::new();
-    let mut buf = [0u8; 2048];
-    while let Ok(n) = socket.recv(&mut buf) {
-        let raw = String::from_utf8_lossy(&buf[..n]).into_owned();
+    for datagram in datagrams(fake, program, args, env) {
+        let raw = String::from_utf8_lossy(&datagram).into_owned();
         // "<14>Nov 25 04:26:57 autossh[9067]: message"
         let body = raw.split_once('>').map(|(_, b)| b).unwrap_or(&raw);
         if body.len() > 16 {
@@ -58,6 +89,27 @@ exec "$@""#;
         }
     }
     lines
+}
+
+/// A datagram with its time and pid replaced, so that two runs compare:
+/// `<14>TIME autossh[PID]: message`. The time must be `Mmm dd hh:mm:ss`.
+fn normalised(datagram: &[u8]) -> String {
+    let text = String::from_utf8_lossy(datagram);
+    let (pri, rest) = text.split_once('>').expect("a priority");
+    let (time, rest) = rest.split_at(15);
+    let b = time.as_bytes();
+    assert!(
+        b[3] == b' ' && b[6] == b' ' && b[9] == b':' && b[12] == b':',
+        "not a syslog(3) time: {time:?}"
+    );
+    let (ident, message) = rest.split_once(": ").expect("an ident");
+    let ident = ident.split('[').next().unwrap();
+    let message = if message.starts_with("ssh child pid is ") {
+        "ssh child pid is N"
+    } else {
+        message
+    };
+    format!("{pri}>TIME{ident}[PID]: {message}")
 }
 
 fn matches(patterns: &str, line: &str) -> bool {
@@ -155,4 +207,90 @@ fn syslog_lines_and_logcheck_patterns() {
             assert!(matches(&ours_file, line), "not ignored: {line:?}");
         }
     }
+}
+
+/// The bytes sent are those of the C library's syslog(3), as the original
+/// sends them: priority, time, ident, pid, message, nothing more.
+#[test]
+fn datagrams_are_the_c_librarys() {
+    if !can_run() || !have_reference() {
+        assert!(!in_ci(), "the original is missing in CI");
+        return;
+    }
+    let args = ["-M", "0", "host"];
+    let env = [
+        ("FAKE_PLAN", "exit:255 kill:KILL exit:0"),
+        ("AUTOSSH_GATETIME", "0"),
+    ];
+    let fake = Fake::new("dgram");
+    let ours: Vec<String> = datagrams(&fake, AUTOSSH, &args, &env)
+        .iter()
+        .map(|d| normalised(d))
+        .collect();
+    let fake = Fake::new("dgramref");
+    let theirs: Vec<String> = datagrams(&fake, REFERENCE, &args, &env)
+        .iter()
+        .map(|d| normalised(d))
+        .collect();
+    assert!(ours.len() >= 7, "{ours:#?}");
+    assert_eq!(ours, theirs);
+}
+
+/// When the syslog daemon restarts (its socket removed and made again),
+/// logging resumes once the socket is back, as syslog(3) does.
+#[test]
+fn logging_resumes_after_the_syslog_daemon_restarts() {
+    if !can_run() {
+        return;
+    }
+    let fake = Fake::new("relog");
+    let sock = fake.dir.path("log.sock");
+    let first = UnixDatagram::bind(&sock).unwrap();
+    // A restart every second, four in all, then exit 0.
+    let env = [
+        ("FAKE_PLAN", "sleep:1:255"),
+        ("AUTOSSH_GATETIME", "0"),
+        ("AUTOSSH_MAXSTART", "4"),
+    ];
+    let mut running = Running::start(with_private_log(
+        &fake,
+        &sock,
+        AUTOSSH,
+        &["-M", "0", "host"],
+        &env,
+    ));
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|m: &String| m.contains("starting ssh (count 1 of 4)"))
+    {
+        let n = first.recv(&mut buf).expect("the first start is logged");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // The daemon goes away, then comes back on the same path.
+    drop(first);
+    std::fs::remove_file(&sock).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = UnixDatagram::bind(&sock).unwrap();
+    assert_eq!(running.wait(LIMIT), Some(0));
+    let after: Vec<String> = receive(&second)
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .collect();
+    assert!(
+        after
+            .iter()
+            .any(|m| m.ends_with("max start count reached; exiting")),
+        "{after:#?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|m| m.contains("starting ssh (count 4 of 4)")),
+        "{after:#?}"
+    );
 }
