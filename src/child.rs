@@ -1,14 +1,22 @@
 //! The ssh child: start it, signal it, reap it (SPEC §5, §8).
+//!
+//! ssh is started with nix's fork and exec rather than std's `Command`, for
+//! two things `Command` cannot give: the signals are reset in the child
+//! before they are unblocked (std unblocks them first, so a signal could
+//! reach our handler in the child), and every failure is named for what
+//! failed — the report pipe, the fork, or the exec of ssh — instead of all
+//! being reported as ssh's (SPEC §5).
 
-use std::ffi::OsStr;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command};
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::{getpid, getppid, Pid};
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{execvp, fork, getpid, getppid, pipe2, ForkResult, Pid};
+
+use crate::signals;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,39 +25,132 @@ pub enum Ended {
     Signaled(i32),
 }
 
+/// Why ssh could not be started, by the step that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The close-on-exec pipe that carries an exec failure back.
+    Pipe(Errno),
+    Fork(Errno),
+    /// ssh itself could not be executed.
+    Exec(Errno),
+}
+
+/// What the child is started with, besides its argv.
+#[derive(Debug, Default, Clone)]
+pub struct Setup {
+    /// Variables of ours that ssh must not see.
+    pub unset: Vec<&'static str>,
+    /// Handled signals that were ignored when autossh started: ignored in ssh
+    /// too (SPEC §5: `nohup`).
+    pub ignored: Vec<Signal>,
+    /// Whether PR_SET_PDEATHSIG works here (a seccomp policy may refuse it).
+    pub die_with_parent: bool,
+}
+
 /// A running ssh.
 pub struct Ssh {
-    child: Child,
+    pid: Pid,
 }
 
 /// Starts `argv[0]` with `argv[1..]`, found through PATH as execvp finds it.
-/// ssh inherits stdio and the environment (less `unset`, which makes std copy
-/// the environment: it is given only the variables that are set), dies with
-/// us, and receives no descriptor but 0–2. The error is why it could not start: the fork's, or the
-/// exec's, which std reports back before `spawn` returns.
-///
-/// std empties the signal mask and puts SIGPIPE back to its default in the
-/// child; exec resets the signals we handle.
-pub fn spawn(argv: &[Vec<u8>], unset: &[&str]) -> io::Result<Ssh> {
-    let mut command = Command::new(OsStr::from_bytes(&argv[0]));
-    command.args(argv[1..].iter().map(|a| OsStr::from_bytes(a)));
-    for name in unset {
-        command.env_remove(name);
-    }
+/// ssh inherits stdio and the environment (less `setup.unset`), dies with us,
+/// and receives no descriptor but 0–2.
+pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
+    // Everything the child needs is made before the fork. A NUL cannot come
+    // from argv or the environment; the kernel would refuse it the same way.
+    let c_strings = |items: &mut dyn Iterator<Item = Vec<u8>>| {
+        items
+            .map(CString::new)
+            .collect::<Result<Vec<CString>, _>>()
+            .map_err(|_| SpawnError::Exec(Errno::EINVAL))
+    };
+    let args = c_strings(&mut argv.iter().cloned())?;
+    let unset = c_strings(&mut setup.unset.iter().map(|n| n.as_bytes().to_vec()))?;
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
     let parent = getpid();
-    // SAFETY: the closure runs in the forked child of this single-threaded
-    // process and makes only system calls (prctl, getppid, close_range).
-    unsafe { command.pre_exec(move || prepare(parent)) };
-    command.spawn().map(|child| Ssh { child })
+
+    // The handled signals stay blocked across the fork, so that the child can
+    // put them back to their defaults before any of them is delivered there.
+    let handled = signals::handled_set();
+    let mut before = SigSet::empty();
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), Some(&mut before));
+    // SAFETY: this process has a single thread, so the child may call anything;
+    // it only prepares the exec and leaves with exec or _exit.
+    let forked = unsafe { fork() };
+    let child = match forked {
+        Ok(ForkResult::Child) => {
+            drop(report_read);
+            // SAFETY: in the child of the fork above.
+            unsafe { exec_child(&args, &unset, setup, parent, report_write) }
+        }
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(SpawnError::Fork(e)),
+    };
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    let pid = child?;
+    drop(report_write);
+
+    // The exec closes the pipe; a failure sends its errno first.
+    let mut reported = [0u8; 4];
+    let mut got = 0;
+    while got < reported.len() {
+        match nix::unistd::read(&report_read, &mut reported[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    if got == reported.len() {
+        // The child has _exited: reap it before reporting.
+        let _ = waitpid(pid, None);
+        return Err(SpawnError::Exec(Errno::from_raw(i32::from_ne_bytes(
+            reported,
+        ))));
+    }
+    Ok(Ssh { pid })
 }
 
-/// In the child, before exec: death with the parent, no stray descriptors.
-fn prepare(parent: Pid) -> io::Result<()> {
-    // SIGKILL, not SIGTERM: it also ends an ssh that is stopped.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-    // The parent may have died before prctl took effect.
-    if getppid() != parent {
-        return Err(Errno::ESRCH.into());
+/// The forked child's way to exec: default signal state (but what was ignored
+/// at start), death with the parent, no stray descriptors, the private
+/// variables gone.
+///
+/// # Safety
+/// Only in the child of a fork of this single-threaded process.
+unsafe fn exec_child(
+    args: &[CString],
+    unset: &[CString],
+    setup: &Setup,
+    parent: Pid,
+    report: OwnedFd,
+) -> ! {
+    let fail = |errno: Errno| -> ! {
+        let _ = nix::unistd::write(&report, &(errno as i32).to_ne_bytes());
+        // SAFETY: _exit ends the child without running the parent's cleanups.
+        unsafe { libc::_exit(127) }
+    };
+    for &number in signals::HANDLED.iter().chain(&[libc::SIGPIPE]) {
+        if let Ok(sig) = Signal::try_from(number) {
+            let action = if setup.ignored.contains(&sig) {
+                SigHandler::SigIgn
+            } else {
+                SigHandler::SigDfl
+            };
+            // SAFETY: default and ignore are not handlers of ours.
+            let _ = unsafe { signal(sig, action) };
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if setup.die_with_parent {
+        // SIGKILL, not SIGTERM: it also ends an ssh that is stopped.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
+    // The parent may have died before prctl took effect; 0 means the parent is
+    // outside our pid namespace (`unshare -p` without --fork), and cannot be
+    // checked.
+    let ppid = getppid();
+    if ppid != parent && ppid.as_raw() != 0 {
+        fail(Errno::ESRCH);
     }
     // Anything opened without close-on-exec behind our back is closed at exec
     // too. Old kernels lack close_range: then the marking done at start-up
@@ -64,44 +165,57 @@ fn prepare(parent: Pid) -> io::Result<()> {
             CLOSE_RANGE_CLOEXEC,
         )
     };
-    Ok(())
+    for name in unset {
+        // SAFETY: a NUL-terminated name; this process has a single thread.
+        unsafe { libc::unsetenv(name.as_ptr()) };
+    }
+    match execvp(&args[0], args) {
+        Err(e) => fail(e),
+        Ok(never) => match never {},
+    }
+}
+
+/// Whether PR_SET_PDEATHSIG can be set here: tried on ourselves, with the
+/// value we already have, so nothing changes.
+pub fn can_die_with_parent() -> Result<(), Errno> {
+    let current = nix::sys::prctl::get_pdeathsig()?;
+    nix::sys::prctl::set_pdeathsig(current)
+}
+
+/// Reaps every child that has ended (as PID 1, orphans are ours too); returns
+/// how `ssh` ended if it is among them. Never blocks.
+pub fn reap(ssh: Option<Pid>) -> Option<Ended> {
+    let mut ended = None;
+    // Bounded, though each round reaps one child or stops: without WUNTRACED
+    // waitpid reports only ends.
+    for _ in 0..65536 {
+        let (pid, how) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, Ended::Exited(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Ended::Signaled(sig as i32)),
+            Err(Errno::EINTR) => continue,
+            Ok(_) | Err(_) => break,
+        };
+        if Some(pid) == ssh {
+            ended = Some(how);
+        }
+    }
+    ended
 }
 
 impl Ssh {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Reaps the child if it has ended; never blocks.
-    pub fn try_reap(&mut self) -> Option<Ended> {
-        match self.child.try_wait() {
-            Ok(None) => None,
-            Ok(Some(status)) => Some(match (status.code(), status.signal()) {
-                (Some(code), _) => Ended::Exited(code),
-                (None, Some(signal)) => Ended::Signaled(signal),
-                (None, None) => Ended::Exited(255),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            // ECHILD: someone else reaped it; it is gone all the same.
-            Err(_) => Some(Ended::Signaled(libc::SIGKILL)),
-        }
+    pub fn pid(&self) -> Pid {
+        self.pid
     }
 
     /// Asks ssh to stop: SIGTERM, and SIGCONT in case it is stopped (SPEC §5).
     pub fn terminate(&self) {
-        self.signal(Signal::SIGTERM);
-        self.signal(Signal::SIGCONT);
+        let _ = kill(self.pid, Signal::SIGTERM);
+        let _ = kill(self.pid, Signal::SIGCONT);
     }
 
     /// Ends an ssh that did not stop when asked (SPEC §9.4).
     pub fn kill(&self) {
-        self.signal(Signal::SIGKILL);
-    }
-
-    fn signal(&self, signal: Signal) {
         // The pid is our unreaped child, so it cannot have been reused.
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = kill(Pid::from_raw(pid), signal);
-        }
+        let _ = kill(self.pid, Signal::SIGKILL);
     }
 }

@@ -92,18 +92,20 @@ impl LogSettings {
 
 impl Config {
     pub fn from_lookup(lookup: Lookup) -> Result<Self, String> {
-        let gate_time = number(lookup, "AUTOSSH_GATETIME", "gate time", |n| n >= 0)?.unwrap_or(30);
+        // Checked in upstream's order, so that of two bad values the same one is
+        // reported (SPEC §3; LOGLEVEL comes first, in LogSettings).
         let mut poll = number(lookup, "AUTOSSH_POLL", "poll time", |n| n > 0)?.unwrap_or(600);
         let mut first_poll =
             number(lookup, "AUTOSSH_FIRST_POLL", "first poll time", |n| n > 0)?.unwrap_or(poll);
+        let gate_time = number(lookup, "AUTOSSH_GATETIME", "gate time", |n| n >= 0)?.unwrap_or(30);
         let max_start =
             number(lookup, "AUTOSSH_MAXSTART", "max start number", |n| n >= -1)?.unwrap_or(-1);
-        let max_lifetime =
-            number(lookup, "AUTOSSH_MAXLIFETIME", "max lifetime", |n| n >= 0)?.unwrap_or(0);
         let message = lookup("AUTOSSH_MESSAGE").unwrap_or_default();
         if message.len() > MAX_MESSAGE {
             return Err(messages::message_too_long(MAX_MESSAGE));
         }
+        let max_lifetime =
+            number(lookup, "AUTOSSH_MAXLIFETIME", "max lifetime", |n| n >= 0)?.unwrap_or(0);
 
         let mut notes = Vec::new();
         if max_lifetime > 0 {
@@ -207,6 +209,30 @@ mod tests {
         assert!(config(&[("AUTOSSH_MESSAGE", &long[..64])]).is_ok());
         let bad = LogSettings::from_lookup(&env(&[("AUTOSSH_LOGLEVEL", "8")]));
         assert_eq!(bad.unwrap_err().1, "invalid log level \"8\"");
+    }
+
+    #[test]
+    fn first_bad_value_in_upstreams_order_is_reported() {
+        let long = "m".repeat(65);
+        let order = [
+            ("AUTOSSH_POLL", "x", "invalid poll time \"x\""),
+            ("AUTOSSH_FIRST_POLL", "x", "invalid first poll time \"x\""),
+            ("AUTOSSH_GATETIME", "x", "invalid gate time \"x\""),
+            ("AUTOSSH_MAXSTART", "x", "invalid max start number \"x\""),
+            (
+                "AUTOSSH_MESSAGE",
+                &long,
+                "echo message may only be 64 bytes long",
+            ),
+            ("AUTOSSH_MAXLIFETIME", "x", "invalid max lifetime \"x\""),
+        ];
+        for (i, (_, _, message)) in order.iter().enumerate() {
+            // Every value from this one on is bad; the table's order is not the
+            // lookup's (it is a map).
+            let pairs: Vec<(&str, &str)> =
+                order[i..].iter().rev().map(|(k, v, _)| (*k, *v)).collect();
+            assert_eq!(config(&pairs), Err(message.to_string()), "{pairs:?}");
+        }
     }
 
     #[test]

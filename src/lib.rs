@@ -34,11 +34,12 @@ use messages::OsError;
 /// The version autossh reports: the one it is a drop-in for.
 pub const VERSION: &str = "1.4g";
 
-/// The name the program goes by: the basename of argv[0] (SPEC §1, §4).
+/// The name the program goes by: the basename of argv[0] (SPEC §1, §4), as
+/// message text that keeps its bytes (`messages::shown`).
 pub fn program_name(argv0: Option<&OsString>) -> String {
     argv0
         .and_then(|a| Path::new(a).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| messages::shown(n.as_bytes()))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "autossh".to_string())
 }
@@ -55,7 +56,7 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
         UsageError::MissingArgument(c) => line(b": option requires an argument -- '", c),
         UsageError::NoDestination => {}
     }
-    text.extend_from_slice(args::usage(name).as_bytes());
+    text.extend_from_slice(&messages::raw(&args::usage(name)));
     let _ = std::io::stderr().write_all(&text);
     1
 }
@@ -89,7 +90,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
 
     let scanned = match args::scan(&args) {
         Ok(Request::Version) => {
-            let _ = std::io::stdout().write_all(format!("{name} {VERSION}\n").as_bytes());
+            let _ = std::io::stdout().write_all(&messages::raw(&format!("{name} {VERSION}\n")));
             return Ok(0);
         }
         Ok(Request::Run(scanned)) => scanned,
@@ -138,13 +139,28 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
 
     let watchdog = notify::init(&lookup);
     let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
-    let settings = supervisor::Settings {
-        name,
-        argv,
+    let die_with_parent = match child::can_die_with_parent() {
+        Ok(()) => true,
+        Err(e) => {
+            ::log::warn!(
+                "ssh will not die with {name}: PR_SET_PDEATHSIG: {}",
+                OsError(e)
+            );
+            false
+        }
+    };
+    let setup = child::Setup {
         unset: notify::PRIVATE_VARIABLES
             .into_iter()
             .filter(|name| lookup(name).is_some())
             .collect(),
+        ignored: signals.ignored_at_start().to_vec(),
+        die_with_parent,
+    };
+    let settings = supervisor::Settings {
+        name,
+        argv,
+        setup,
         gate_time,
         poll: config.poll,
         first_poll: config.first_poll,

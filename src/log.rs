@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Metadata, Record};
+use nix::fcntl::{fcntl, FcntlArg};
 use syslog::{LogFormat, LoggerBackend, Severity};
 
 use crate::config::LogSettings;
@@ -102,9 +103,10 @@ impl Sink {
                     std::process::id(),
                     message
                 );
-                // A failed write must not stop supervision (a full disk, a
-                // deleted file): the line is dropped.
-                let _ = file.write_all(line.as_bytes());
+                // One write per line, so that lines arrive whole; a failed
+                // write must not stop supervision (a full disk, a deleted
+                // file): the line is dropped.
+                let _ = file.write_all(&messages::raw(&line));
             }
             Sink::Syslog { format, connection } => {
                 let severity = severity(level);
@@ -115,10 +117,11 @@ impl Sink {
                     let Some(syslog) = connection.as_mut() else {
                         return;
                     };
-                    let sent =
-                        syslog
-                            .formatter
-                            .format(&mut syslog.backend, severity, message.as_bytes());
+                    let sent = syslog.formatter.format(
+                        &mut syslog.backend,
+                        severity,
+                        &messages::raw(message)[..],
+                    );
                     if sent.is_ok() {
                         return;
                     }
@@ -157,7 +160,7 @@ struct Logger {
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
 fn to_stderr(line: &str) {
-    let _ = io::stderr().lock().write_all(line.as_bytes());
+    let _ = io::stderr().lock().write_all(&messages::raw(line));
 }
 
 impl log::Log for Logger {
@@ -200,20 +203,52 @@ fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
     }
 }
 
+/// The descriptor that a log file path names when it is one autossh already
+/// has: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
+fn inherited_descriptor(path: &[u8]) -> Option<i32> {
+    match path {
+        b"/dev/stdout" => Some(1),
+        b"/dev/stderr" => Some(2),
+        _ => {
+            let number = path
+                .strip_prefix(b"/dev/fd/")
+                .or_else(|| path.strip_prefix(b"/proc/self/fd/"))?;
+            if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(number).ok()?.parse().ok()
+        }
+    }
+}
+
+/// Opens AUTOSSH_LOGFILE for appending (SPEC §4). A descriptor autossh
+/// already has is duplicated, not opened again: a socket (journald's stderr)
+/// cannot be reopened, and a file shared with ssh (`2>tunnel.log`) must be
+/// written at the offset they share, or each would overwrite the other.
+fn open_log(path: &[u8]) -> Result<File, OsError> {
+    if let Some(fd) = inherited_descriptor(path) {
+        // SAFETY: only duplicated, at once; a descriptor that is not open makes
+        // fcntl fail with EBADF, which is reported.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let copy = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        return Ok(unsafe { File::from_raw_fd(copy) });
+    }
+    Ok(OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(Path::new(OsStr::from_bytes(path)))?)
+}
+
 /// Installs the logger. When the log file cannot be opened, the logger still
 /// works (syslog) and the error is returned for the caller to report as fatal:
 /// `PATH: OS error` (SPEC §3).
 pub fn init(name: &str, settings: &LogSettings) -> anyhow::Result<()> {
     let mut failure = None;
     let file = settings.file.as_ref().and_then(|path| {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .open(Path::new(OsStr::from_bytes(path)))
-            .map_err(|e| {
-                failure = Some(anyhow::Error::new(OsError::from(e)).context(messages::path(path)))
-            })
+        open_log(path)
+            .map_err(|e| failure = Some(anyhow::Error::new(e).context(messages::path(path))))
             .ok()
     });
     let file_is_stderr = file.as_ref().is_some_and(|f| same_file(f, io::stderr()));
@@ -222,7 +257,7 @@ pub fn init(name: &str, settings: &LogSettings) -> anyhow::Result<()> {
         Some(file) => Sink::File(file),
         None => Sink::Syslog {
             format: CFormat {
-                ident: name.as_bytes().to_vec(),
+                ident: messages::raw(name),
             },
             connection: None,
         },
@@ -272,6 +307,24 @@ mod tests {
             b"<14>Nov  5 04:26:57 autossh[9067]: starting ssh (count 1)".to_vec()
         );
         assert_eq!(f.datagram(ERR, &tm, 1, b"x")[..4], *b"<11>");
+    }
+
+    #[test]
+    fn descriptors_named_by_path() {
+        let d = inherited_descriptor;
+        assert_eq!(d(b"/dev/stdout"), Some(1));
+        assert_eq!(d(b"/dev/stderr"), Some(2));
+        assert_eq!(d(b"/dev/fd/7"), Some(7));
+        assert_eq!(d(b"/proc/self/fd/12"), Some(12));
+        for other in [
+            &b"/dev/fd/"[..],
+            b"/dev/fd/x",
+            b"/dev/fd/-1",
+            b"/tmp/log",
+            b"/dev/null",
+        ] {
+            assert_eq!(d(other), None);
+        }
     }
 
     #[test]

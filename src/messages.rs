@@ -49,9 +49,35 @@ impl From<io::Error> for OsError {
     }
 }
 
-/// A value quoted in a message.
-fn shown(value: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(value)
+/// Where the bytes that are not UTF-8 go in a message: the 256 code points
+/// at the very end of Unicode's last private-use plane, one per byte.
+const RAW_BYTES: u32 = 0x10_FF00;
+
+/// `value` for a message, as text that keeps every byte: UTF-8 as it is, any
+/// other byte as a private code point that [`raw`] turns back into that byte
+/// when the message is written out (SPEC §3: values, paths and the program
+/// name are quoted byte for byte). Messages travel as text through `log`.
+pub fn shown(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for chunk in value.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.extend(char::from_u32(RAW_BYTES + u32::from(b)));
+        }
+    }
+    out
+}
+
+/// The bytes of a message made with [`shown`].
+pub fn raw(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u32::from(c).checked_sub(RAW_BYTES).map(u8::try_from) {
+            Some(Ok(b)) => out.push(b),
+            _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out
 }
 
 /// SPEC §3: a number variable that does not parse or is out of its range;
@@ -92,15 +118,28 @@ pub fn pid_file(path: &[u8]) -> String {
 
 /// SPEC §3, §5: a log file or the ssh program (followed by the error).
 pub fn path(path: &[u8]) -> String {
-    shown(path).into_owned()
+    shown(path)
 }
 
 /// SPEC §4: fork failed (followed by the error).
 pub const FORK: &str = "fork";
 
+/// The pipe that reports an exec failure could not be made (followed by the
+/// error): our own set-up, not ssh's.
+pub const PIPE: &str = "pipe";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_survive_text() {
+        for bytes in [&b"plain"[..], b"\xff", b"a\xc3(b\x80", "é".as_bytes(), b""] {
+            assert_eq!(raw(&shown(bytes)), bytes);
+        }
+        assert_eq!(invalid_port(b"\xff").len(), "invalid port \"\"".len() + 4);
+        assert_eq!(raw(&invalid_port(b"\xff")), b"invalid port \"\xff\"");
+    }
 
     /// The texts are the C library's, which is what the spec's messages show.
     #[test]

@@ -54,7 +54,7 @@ pub fn init(lookup: Lookup) -> Option<Duration> {
 
 fn send(state: &str) {
     if let Some(n) = NOTIFIER.get() {
-        let _ = n.socket.send_to_addr(state.as_bytes(), &n.to);
+        let _ = n.socket.send_to_addr(&crate::messages::raw(state), &n.to);
     }
 }
 

@@ -61,7 +61,11 @@ impl Monitor {
         let mut prefix = nix::sys::utsname::uname()
             .map(|u| u.nodename().as_bytes().to_vec())
             .unwrap_or_default();
-        prefix.extend_from_slice(format!(" {} {} ", name, std::process::id()).as_bytes());
+        prefix.extend_from_slice(&crate::messages::raw(&format!(
+            " {} {} ",
+            name,
+            std::process::id()
+        )));
         let mut suffix = vec![b' '];
         suffix.extend_from_slice(message);
         suffix.extend_from_slice(b"\r\n");

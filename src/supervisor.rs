@@ -13,7 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use signal_hook::consts::signal::*;
 
 use crate::backoff::Backoff;
-use crate::child::{self, Ended, Ssh};
+use crate::child::{self, Ended, SpawnError, Ssh};
 use crate::messages::{self, OsError};
 use crate::notify;
 use crate::probe::{Monitor, Outcome, Probe};
@@ -98,8 +98,8 @@ enum Phase {
 pub struct Settings {
     pub name: String,
     pub argv: Vec<Vec<u8>>,
-    /// Variables of ours in the environment that ssh must not see.
-    pub unset: Vec<&'static str>,
+    /// How ssh is started besides its argv.
+    pub setup: child::Setup,
     pub gate_time: u32,
     pub poll: u32,
     pub first_poll: u32,
@@ -256,7 +256,7 @@ impl Supervisor {
             None => info!("starting ssh (count {})", self.starts),
         }
         self.backoff.started(now);
-        match child::spawn(&self.settings.argv, &self.settings.unset) {
+        match child::spawn(&self.settings.argv, &self.settings.setup) {
             Ok(ssh) => {
                 info!("ssh child pid is {}", ssh.pid());
                 crate::sys::release_free_memory();
@@ -272,11 +272,12 @@ impl Supervisor {
                 })
             }
             Err(e) => {
-                let e = OsError::from(e);
-                if e.0 == Errno::EAGAIN {
-                    error!("{}: {}", messages::FORK, e);
-                } else {
-                    error!("{}: {}", messages::path(&self.settings.argv[0]), e);
+                match e {
+                    SpawnError::Pipe(e) => error!("{}: {}", messages::PIPE, OsError(e)),
+                    SpawnError::Fork(e) => error!("{}: {}", messages::FORK, OsError(e)),
+                    SpawnError::Exec(e) => {
+                        error!("{}: {}", messages::path(&self.settings.argv[0]), OsError(e))
+                    }
                 }
                 ControlFlow::Break(1)
             }
@@ -298,6 +299,10 @@ impl Supervisor {
                     info!("received signal to exit ({signal})");
                     return ControlFlow::Break(1);
                 }
+                if signal == SIGCHLD {
+                    // Orphans we inherited as PID 1.
+                    child::reap(None);
+                }
                 if matches!(signal, SIGHUP | SIGUSR1) {
                     // A prod: retry now, keeping the count of quick starts (SPEC §9.6).
                     return self.launch(now);
@@ -305,7 +310,7 @@ impl Supervisor {
                 ControlFlow::Continue(Phase::Waiting { until })
             }
             Phase::Running {
-                mut ssh,
+                ssh,
                 started,
                 next_probe,
                 probe,
@@ -319,7 +324,7 @@ impl Supervisor {
                     })
                 };
                 if signal == SIGCHLD {
-                    if let Some(ended) = ssh.try_reap() {
+                    if let Some(ended) = child::reap(Some(ssh.pid())) {
                         return self.ended(ended, started, now);
                     }
                     return unchanged(ssh);
@@ -336,7 +341,7 @@ impl Supervisor {
                 ControlFlow::Continue(self.stop(ssh, then, now))
             }
             Phase::Stopping {
-                mut ssh,
+                ssh,
                 kill_at,
                 mut then,
             } => {
@@ -345,7 +350,7 @@ impl Supervisor {
                     info!("received signal to exit ({signal})");
                     then = Then::Exit(1);
                 }
-                if signal == SIGCHLD && ssh.try_reap().is_some() {
+                if signal == SIGCHLD && child::reap(Some(ssh.pid())).is_some() {
                     return self.after_stop(then, now);
                 }
                 ControlFlow::Continue(Phase::Stopping { ssh, kill_at, then })

@@ -294,3 +294,44 @@ fn logging_resumes_after_the_syslog_daemon_restarts() {
         "{after:#?}"
     );
 }
+
+/// Of two bad variables, the first in upstream's order is the one reported
+/// (SPEC §3), as the original reports it.
+#[test]
+fn the_first_bad_variable_in_upstreams_order_is_reported() {
+    if !can_run() || !have_reference() {
+        assert!(!in_ci(), "the original is missing in CI");
+        return;
+    }
+    let long = "m".repeat(65);
+    // Values that both programs refuse.
+    let order = [
+        ("AUTOSSH_LOGLEVEL", "9"),
+        ("AUTOSSH_POLL", "x"),
+        ("AUTOSSH_FIRST_POLL", "x"),
+        ("AUTOSSH_GATETIME", "1s"),
+        ("AUTOSSH_MAXSTART", "-2"),
+        ("AUTOSSH_MESSAGE", long.as_str()),
+        ("AUTOSSH_MAXLIFETIME", "1s"),
+    ];
+    let message = |program: &str, env: &[(&str, &str)]| -> Vec<String> {
+        let fake = Fake::new("order");
+        datagrams(&fake, program, &["-M", "0", "host"], env)
+            .iter()
+            .map(|d| {
+                let text = String::from_utf8_lossy(d).into_owned();
+                text.split_once(": ")
+                    .map_or(text.clone(), |x| x.1.to_string())
+            })
+            .collect()
+    };
+    for pair in order.windows(2) {
+        // The later one first in the environment, to be sure order there
+        // does not matter.
+        let env = [pair[1], pair[0]];
+        let ours = message(AUTOSSH, &env);
+        let theirs = message(REFERENCE, &env);
+        assert_eq!(ours.len(), 1, "{env:?}: {ours:?}");
+        assert_eq!(ours, theirs, "{env:?}");
+    }
+}

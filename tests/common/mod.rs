@@ -78,9 +78,11 @@ impl Drop for TempDir {
 /// `stdio` (where its fds 0 and 2 lead into `stdio.PID`, and exit 0),
 /// `env` (its environment into `env.PID`, then hang),
 /// `sigs` (its blocked and ignored signal masks into `sigs.PID`, and exit 0),
+/// `say:N` (a line on its stderr, then exit N), `orphans` (leave three
+/// short-lived orphans behind, then hang),
 /// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
 /// `wrong`, `wrongloop`, `record`, `swallowrecord`).
-const FAKE_SSH: &str = r#"#!/bin/sh
+const FAKE_SSH: &str = r#"#!/bin/bash
 d="$FAKE_DIR"
 echo $$ >> "$d/pids"
 printf '%s\0' "$@" > "$d/argv.$$"
@@ -98,6 +100,8 @@ fds) exec ls /proc/self/fd > "$d/fds.$$" ;;
 env) env > "$d/env.$$"; exec sleep 1000 ;;
 stdio) exec readlink /proc/self/fd/0 /proc/self/fd/2 > "$d/stdio.$$" ;;
 sigs) exec grep -E '^Sig(Blk|Ign):' /proc/self/status > "$d/sigs.$$" ;;
+say:*) echo "fake ssh $$ says goodbye" >&2; exit "${1#say:}" ;;
+orphans) (sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000 ;;
 fwd:*)
     # Play the forwards with socat: the first -L is "P:127.0.0.1:X".
     P=${forward%%:*}; L="TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr,fork"

@@ -1,0 +1,317 @@
+//! A hostile start: what autossh inherits from whoever starts it — a socket or
+//! a shared file for stderr, a blocked SIGCHLD, ignored signals, a tight
+//! descriptor limit, a refused prctl, a pid namespace, bytes that are not
+//! UTF-8 — must not change what it does (SPEC §3–5). Where the original can be
+//! run the same way, it is, to show what it does.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root || !in_ci(), "these tests need root in CI");
+    root
+}
+
+/// Runs `f` in the started process before it execs autossh.
+fn before_exec(c: &mut Command, f: impl FnMut() -> io::Result<()> + Send + Sync + 'static) {
+    // SAFETY: the closures given here make only system calls.
+    unsafe { c.pre_exec(f) };
+}
+
+#[test]
+fn log_to_a_stderr_that_is_a_socket() {
+    let fake = Fake::new("stderrsock");
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_LOGFILE", "/dev/stderr")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("FAKE_PLAN", "exit:255 exit:0")
+        .stderr(Stdio::from(OwnedFd::from(theirs)));
+    let mut r = Running::start(c);
+    assert_eq!(r.wait(LIMIT), Some(0));
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut text = String::new();
+    ours.read_to_string(&mut text).unwrap();
+    assert_eq!(messages_of(&text).len(), 7, "{text}");
+    assert!(
+        text.ends_with("]: ssh exited with status 0; autossh exiting\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stderr_file_shared_with_ssh_keeps_every_line() {
+    let fake = Fake::new("stderrfile");
+    let file = fake.dir.path("tunnel.log");
+    // As `autossh ... 2>tunnel.log` does: the file is not opened for appending.
+    let script = format!("exec \"$0\" -M 0 host 2>\"{}\"", file.display());
+    let mut c = fake.command("sh", &["-c", &script, AUTOSSH]);
+    c.env("AUTOSSH_LOGFILE", "/dev/stderr")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("FAKE_PLAN", "say:255 say:255 say:0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ours = lines.iter().filter(|l| l.contains(" autossh[")).count();
+    let ssh = lines.iter().filter(|l| l.starts_with("fake ssh ")).count();
+    // A note, 3 starts, 3 pids, 2 restarts, 1 exit.
+    assert_eq!((ours, ssh), (10, 3), "{text}");
+    assert_eq!(lines.len(), 13, "a line was overwritten or broken: {text}");
+}
+
+#[test]
+fn a_blocked_sigchld_is_unblocked() {
+    let fake = Fake::new("sigchld");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_GATETIME", "0")
+        .env("FAKE_PLAN", "exit:255 exit:255 hang");
+    before_exec(&mut c, || {
+        // SAFETY: plain signal-mask calls on a set built here.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        Ok(())
+    });
+    let mut r = Running::start(c);
+    assert!(
+        wait_until(LIMIT, || fake.runs() == 3),
+        "{:?}",
+        fake.messages()
+    );
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(Duration::from_secs(4)), Some(1));
+    assert!(!fake.log_text().contains("did not exit on SIGTERM"));
+}
+
+/// The signal masks of the last fake ssh: blocked and ignored, the classic
+/// signals only (the C library's own real-time ones are not ours to judge).
+fn masks(fake: &Fake) -> (u64, u64) {
+    let pid = *fake.pids().last().unwrap();
+    let text = std::fs::read_to_string(fake.dir.path(&format!("sigs.{pid}"))).unwrap();
+    let mask = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap() & 0x7fff_ffff
+    };
+    (mask("SigBlk"), mask("SigIgn"))
+}
+
+fn bit(signal: i32) -> u64 {
+    1 << (signal - 1)
+}
+
+#[test]
+fn signals_ignored_at_start_stay_ignored_in_ssh() {
+    let run = |program: &str| {
+        let fake = Fake::new("nohup");
+        let mut c = fake.command(program, &["-M", "0", "host"]);
+        c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "sigs");
+        // As `nohup` and a shell's background job leave them.
+        before_exec(&mut c, || {
+            for s in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                // SAFETY: setting a disposition to ignore.
+                unsafe { libc::signal(s, libc::SIG_IGN) };
+            }
+            Ok(())
+        });
+        let o = run_bounded(c, LIMIT);
+        assert_eq!(o.status.code(), Some(0), "{program}");
+        masks(&fake)
+    };
+    let ignored = bit(libc::SIGHUP) | bit(libc::SIGINT) | bit(libc::SIGQUIT);
+    assert_eq!(run(AUTOSSH), (0, ignored));
+    if have_reference() {
+        // The original keeps HUP and QUIT ignored, and puts INT back to its
+        // default (it handles INT itself).
+        let (blocked, theirs) = run(REFERENCE);
+        assert_eq!(
+            (blocked, theirs & bit(libc::SIGHUP)),
+            (0, bit(libc::SIGHUP))
+        );
+    }
+}
+
+#[test]
+fn tight_descriptor_limits() {
+    if !have_socat() {
+        return;
+    }
+    for program in [AUTOSSH, REFERENCE] {
+        if program == REFERENCE && !have_reference() {
+            continue;
+        }
+        // Loop monitoring within 8 descriptors: the test passes, twice.
+        let fake = Fake::new("fdloop");
+        let port = free_pair();
+        let script = format!("ulimit -n 8 && exec \"$0\" -M {port} host");
+        let mut c = fake.command("sh", &["-c", &script, program]);
+        c.env("AUTOSSH_GATETIME", "0")
+            .env("FAKE_PLAN", "fwd:loop")
+            .env("AUTOSSH_POLL", "1")
+            .env("AUTOSSH_DEBUG", "1");
+        let mut r = Running::start(c);
+        assert!(
+            wait_until(LIMIT, || fake.count_log("connection ok") >= 2),
+            "{program}: {:?}",
+            fake.messages()
+        );
+        r.signal(libc::SIGTERM);
+        assert_eq!(r.wait(LIMIT), Some(1), "{program}");
+
+        // Restarts without monitoring within 7.
+        let fake = Fake::new("fdoff");
+        let script = "ulimit -n 7 && exec \"$0\" -M 0 host";
+        let mut c = fake.command("sh", &["-c", script, program]);
+        c.env("AUTOSSH_GATETIME", "0")
+            .env("FAKE_PLAN", "exit:255 exit:255 exit:0");
+        let o = run_bounded(c, LIMIT);
+        assert_eq!(o.status.code(), Some(0), "{program}: {:?}", fake.messages());
+        assert_eq!(fake.runs(), 3, "{program}");
+    }
+}
+
+#[test]
+fn a_pid_namespace_without_fork_does_not_stop_ssh() {
+    if !is_root() {
+        return;
+    }
+    // ssh's parent is outside its pid namespace: it sees none.
+    let fake = Fake::new("unshare");
+    let mut c = fake.command("unshare", &["-p", AUTOSSH, "-M", "0", "host"]);
+    c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "exit:0");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
+    assert_eq!(fake.runs(), 1);
+    assert!(fake
+        .log_text()
+        .contains("ssh exited with status 0; autossh exiting"));
+}
+
+/// A seccomp filter that refuses prctl(PR_SET_PDEATHSIG) with EPERM, as a
+/// strict container policy may.
+fn refuse_pdeathsig() -> io::Result<()> {
+    #[repr(C)]
+    struct Filter {
+        code: u16,
+        jt: u8,
+        jf: u8,
+        k: u32,
+    }
+    #[repr(C)]
+    struct Program {
+        len: u16,
+        filter: *const Filter,
+    }
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let f = |code, jt, jf, k| Filter { code, jt, jf, k };
+    let filter = [
+        f(LD_W_ABS, 0, 0, 0), // the system call number
+        f(JEQ_K, 0, 3, libc::SYS_prctl as u32),
+        f(LD_W_ABS, 0, 0, 16), // its first argument (low half)
+        f(JEQ_K, 0, 1, libc::PR_SET_PDEATHSIG as u32),
+        f(RET_K, 0, 0, 0x0005_0000 | libc::EPERM as u32),
+        f(RET_K, 0, 0, 0x7fff_0000),
+    ];
+    let program = Program {
+        len: filter.len() as u16,
+        filter: filter.as_ptr(),
+    };
+    // SAFETY: a well-formed filter program that lives through the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, 2, &program as *const Program) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_refused_pdeathsig_is_not_fatal() {
+    let fake = Fake::new("seccomp");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_GATETIME", "0")
+        .env("FAKE_PLAN", "exit:255 exit:0");
+    before_exec(&mut c, refuse_pdeathsig);
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
+    assert_eq!(fake.runs(), 2);
+    assert!(fake.messages().contains(
+        &"ssh will not die with autossh: PR_SET_PDEATHSIG: Operation not permitted".to_string()
+    ));
+}
+
+#[test]
+fn orphans_are_reaped_as_pid_1() {
+    if !is_root() {
+        return;
+    }
+    let fake = Fake::new("pid1");
+    let mut c = fake.command(
+        "unshare",
+        &["-p", "-f", "--mount-proc", AUTOSSH, "-M", "0", "host"],
+    );
+    c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "orphans");
+    let mut r = Running::start(c);
+    assert!(wait_until(LIMIT, || fake.runs() == 1));
+    // autossh is the child of unshare here, PID 1 inside.
+    let mut autossh = 0;
+    assert!(wait_until(LIMIT, || {
+        autossh = children_of(r.pid).0.first().copied().unwrap_or(0);
+        autossh != 0
+    }));
+    // The orphans live 0.3 s; then they must not stay zombies.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (live, zombies) = children_of(autossh);
+    assert!(zombies.is_empty(), "zombies {zombies:?}");
+    assert_eq!(live.len(), 1, "only ssh: {live:?}");
+    // unshare waits for its child: autossh, PID 1 inside, takes the signal.
+    signal(autossh, libc::SIGTERM);
+    assert!(r.wait(LIMIT).is_some());
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_quoted_as_they_are() {
+    let fake = Fake::new("bytes");
+    let bad = OsStr::from_bytes(b"\xff1");
+    let mut c = fake.autossh(&[]);
+    c.arg("-M").arg(bad).arg("host");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.stderr, b"autossh: invalid port \"\xff1\"\n");
+    let log = std::fs::read(fake.log_path()).unwrap();
+    assert!(log.ends_with(b"]: invalid port \"\xff1\"\n"), "{log:?}");
+
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_POLL", bad);
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.stderr, b"autossh: invalid poll time \"\xff1\"\n");
+
+    // The program name, through a symlink named with such a byte.
+    let link = fake.dir.0.join(OsStr::from_bytes(b"tun\xfe"));
+    std::os::unix::fs::symlink(AUTOSSH, &link).unwrap();
+    let mut c = Command::new(&link);
+    c.arg("-V");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.stdout, b"tun\xfe 1.4g\n");
+}
