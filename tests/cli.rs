@@ -44,7 +44,7 @@ fn version() {
 fn version_uses_the_name_it_is_called_by() {
     let fake = Fake::new("name");
     let link = fake.dir.path("mytun");
-    std::os::unix::fs::symlink(AUTOSSH, &link).unwrap();
+    std::os::unix::fs::symlink(autossh_bin(), &link).unwrap();
     let o = run_bounded(fake.command(link.to_str().unwrap(), &["-V"]), LIMIT);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "mytun 1.4g\n");
     let o = run_bounded(
@@ -62,17 +62,21 @@ fn usage_errors() {
     let o = run(&fake, &["-Z", "-V"], &[]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.starts_with(&format!("{AUTOSSH}: invalid option -- 'Z'\nusage: autossh [-V] [-M monitor_port[:echo_port]] [-f] [SSH_OPTIONS]")), "{e}");
+    assert!(e.starts_with(&format!("{}: invalid option -- 'Z'\nusage: autossh [-V] [-M monitor_port[:echo_port]] [-f] [SSH_OPTIONS]", autossh_bin())), "{e}");
     for var in VARIABLES {
         assert!(e.contains(var), "usage lacks {var}");
     }
     let o = run(&fake, &["host", "-p"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with(&format!(
-        "{AUTOSSH}: option requires an argument -- 'p'\nusage: autossh "
+        "{}: option requires an argument -- 'p'\nusage: autossh ",
+        autossh_bin()
     )));
     let o = run(&fake, &["-M"], &[]);
-    assert!(stderr(&o).starts_with(&format!("{AUTOSSH}: option requires an argument -- 'M'\n")));
+    assert!(stderr(&o).starts_with(&format!(
+        "{}: option requires an argument -- 'M'\n",
+        autossh_bin()
+    )));
     for args in [&[][..], &["-M", "0"], &["-N", "--"]] {
         let o = run(&fake, args, &[]);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
@@ -491,7 +495,7 @@ fn a_closed_stdout_pipe_is_an_error_not_a_death() {
         libc::close(fds[0]);
         std::process::Stdio::from_raw_fd(fds[1])
     };
-    let status = std::process::Command::new(AUTOSSH)
+    let status = std::process::Command::new(autossh_bin())
         .arg("-V")
         .stdout(stdout)
         .status()

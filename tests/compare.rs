@@ -64,7 +64,10 @@ fn both(args: &[&str], env: &[(&str, &str)]) -> Option<(Seen, Seen)> {
     if !have_reference() {
         return None;
     }
-    Some((run_one(REFERENCE, args, env), run_one(AUTOSSH, args, env)))
+    Some((
+        run_one(REFERENCE, args, env),
+        run_one(autossh_bin(), args, env),
+    ))
 }
 
 fn assert_same(args: &[&str], env: &[(&str, &str)]) {
@@ -199,13 +202,13 @@ fn same_version_and_usage_errors() {
         &["h", "-V"],
     ] {
         let theirs = run_bounded(fake.command(REFERENCE, args), LIMIT);
-        let ours = run_bounded(fake.command(AUTOSSH, args), LIMIT);
+        let ours = run_bounded(fake.command(autossh_bin(), args), LIMIT);
         assert_eq!(ours.stdout, theirs.stdout, "{args:?}");
         assert_eq!(ours.status.code(), theirs.status.code());
     }
     for args in [&["-Z"][..], &["h", "-p"], &[], &["-M", "0"]] {
         let theirs = run_bounded(fake.command(REFERENCE, args), LIMIT);
-        let ours = run_bounded(fake.command(AUTOSSH, args), LIMIT);
+        let ours = run_bounded(fake.command(autossh_bin(), args), LIMIT);
         assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
         let first = |o: &std::process::Output, argv0: &str| {
             String::from_utf8_lossy(&o.stderr)
@@ -214,7 +217,11 @@ fn same_version_and_usage_errors() {
                 .unwrap_or("")
                 .replace(argv0, "ARGV0")
         };
-        assert_eq!(first(&ours, AUTOSSH), first(&theirs, REFERENCE), "{args:?}");
+        assert_eq!(
+            first(&ours, autossh_bin()),
+            first(&theirs, REFERENCE),
+            "{args:?}"
+        );
     }
 }
 
@@ -223,7 +230,7 @@ fn same_signal_handling() {
     if !have_reference() {
         return;
     }
-    for program in [REFERENCE, AUTOSSH] {
+    for program in [REFERENCE, autossh_bin()] {
         let fake = Fake::new("sig");
         let mut c = fake.command(program, &["-M", "0", "-N", "host"]);
         c.env("FAKE_PLAN", "hang");
@@ -366,7 +373,7 @@ fn differs_hup_during_backoff() {
         return;
     }
     let mut outcomes = Vec::new();
-    for program in [REFERENCE, AUTOSSH] {
+    for program in [REFERENCE, autossh_bin()] {
         let fake = Fake::new("hup");
         let mut c = fake.command(program, &["-M", "0", "host"]);
         c.env("FAKE_PLAN", "exit:255").env("AUTOSSH_GATETIME", "0");
@@ -393,7 +400,7 @@ fn differs_no_descriptor_leak() {
         return;
     }
     let mut lists = Vec::new();
-    for program in [REFERENCE, AUTOSSH] {
+    for program in [REFERENCE, autossh_bin()] {
         let fake = Fake::new("leak");
         let mut c = fake.command(
             "/bin/sh",

@@ -78,7 +78,7 @@ fn detects_no_later_than_the_original() {
     let remote = Remote::new();
     let (ours_fake, theirs_fake) = (Fake::new("e2e-ours"), Fake::new("e2e-theirs"));
     let (p1, u1, p2, u2) = (free_pair(), free_pair(), free_pair(), free_pair());
-    let ours = start(AUTOSSH, &ours_fake, &remote, &p1.to_string(), u1, "4");
+    let ours = start(autossh_bin(), &ours_fake, &remote, &p1.to_string(), u1, "4");
     let theirs = start(REFERENCE, &theirs_fake, &remote, &p2.to_string(), u2, "4");
     assert!(wait_until(LIMIT, || ours_fake.count_log("connection ok")
         >= 1

@@ -125,7 +125,7 @@ fn remote_port_held_by_a_stale_session() {
         .unwrap();
     assert!(wait_until(LIMIT, || remote.listening(port)));
     // ExitOnForwardFailure: every new ssh exits 255 while the port is held.
-    let r = start(AUTOSSH, &fake, &remote, &port.to_string(), user, "2");
+    let r = start(autossh_bin(), &fake, &remote, &port.to_string(), user, "2");
     assert!(
         wait_until(LIMIT, || fake
             .count_log("ssh exited with error status 255; restarting ssh")
@@ -184,7 +184,7 @@ fn autossh_killed_leaves_nothing_behind() {
     let remote = Remote::new();
     let fake = Fake::new("killed");
     let (port, user) = (free_pair(), free_pair());
-    let mut r = start(AUTOSSH, &fake, &remote, &port.to_string(), user, "2");
+    let mut r = start(autossh_bin(), &fake, &remote, &port.to_string(), user, "2");
     assert!(wait_until(LIMIT, || echo_through(user)));
     assert!(remote.listening(port));
     let ssh = children_of(r.pid).0;

@@ -132,7 +132,7 @@ fn arbitrary_input_exits_cleanly() {
                 argv.push(rng.pick(TOKENS).into());
             }
         }
-        let mut c = fake.command(AUTOSSH, &[]);
+        let mut c = fake.command(autossh_bin(), &[]);
         c.args(&argv);
         let mut env = Vec::new();
         for var in NUMERIC {

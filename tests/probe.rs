@@ -40,7 +40,7 @@ fn healthy_tunnels_are_left_alone() {
         } else {
             format!("{port}:7")
         };
-        let r = start(AUTOSSH, &fake, &spec, plan, "1");
+        let r = start(autossh_bin(), &fake, &spec, plan, "1");
         assert!(
             wait_until(LIMIT, || fake.count_log("connection ok") >= 3),
             "{mode}: {:?}",
@@ -118,7 +118,7 @@ fn dead_loop_is_restarted_within_poll_and_timeout() {
         return;
     }
     // Poll 2 s, net timeout 1 s: the first test at 2 s, its accept gives up at 3 s.
-    let (took, m) = detection(AUTOSSH, loop_spec, "fwd:swallow");
+    let (took, m) = detection(autossh_bin(), loop_spec, "fwd:swallow");
     assert!(took < Duration::from_millis(3800), "{took:?}");
     let i = m
         .iter()
@@ -133,7 +133,7 @@ fn dead_echo_is_restarted() {
         return;
     }
     // The echo test reads twice for 1 s each before it gives up.
-    let (took, m) = detection(AUTOSSH, echo_spec, "fwd:swallow");
+    let (took, m) = detection(autossh_bin(), echo_spec, "fwd:swallow");
     assert!(took < Duration::from_millis(4800), "{took:?}");
     assert_eq!(
         m.iter()
@@ -148,12 +148,12 @@ fn wrong_answers_fail_after_a_second_attempt() {
     if !have_socat() {
         return;
     }
-    let (_, m) = detection(AUTOSSH, echo_spec, "fwd:wrong");
+    let (_, m) = detection(autossh_bin(), echo_spec, "fwd:wrong");
     assert!(
         m.iter().any(|l| l.starts_with("not what I sent: ")),
         "{m:?}"
     );
-    let (_, m) = detection(AUTOSSH, loop_spec, "fwd:wrongloop");
+    let (_, m) = detection(autossh_bin(), loop_spec, "fwd:wrongloop");
     let i = m
         .iter()
         .position(|l| l == "port down, restarting ssh")
@@ -164,7 +164,7 @@ fn wrong_answers_fail_after_a_second_attempt() {
 #[test]
 fn refused_connection_fails_at_once() {
     let port = free_pair();
-    let (took, m) = detection(AUTOSSH, |_| port.to_string(), "hang");
+    let (took, m) = detection(autossh_bin(), |_| port.to_string(), "hang");
     assert!(took < Duration::from_millis(2800), "{took:?}");
     let i = m
         .iter()
@@ -180,7 +180,7 @@ fn frozen_ssh_is_replaced() {
     }
     let fake = Fake::new("frozen");
     let port = free_pair();
-    let r = start(AUTOSSH, &fake, &port.to_string(), "fwd:loop", "2");
+    let r = start(autossh_bin(), &fake, &port.to_string(), "fwd:loop", "2");
     assert!(fake.wait_log("connection ok", LIMIT));
     let first = fake.pids()[0];
     signal(first, libc::SIGSTOP);
@@ -204,7 +204,7 @@ fn signals_are_handled_mid_probe() {
     let fake = Fake::new("midprobe");
     let port = free_pair();
     // The echo test of a swallowing tunnel lasts 2 s, from 2 s after the start.
-    let mut r = start(AUTOSSH, &fake, &echo_spec(port), "fwd:swallow", "2");
+    let mut r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
     std::thread::sleep(Duration::from_millis(2500));
     let asked = Instant::now();
@@ -228,7 +228,7 @@ fn ssh_death_mid_probe_is_seen_at_once() {
     }
     let fake = Fake::new("deathmid");
     let port = free_pair();
-    let r = start(AUTOSSH, &fake, &echo_spec(port), "fwd:swallow", "2");
+    let r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
     std::thread::sleep(Duration::from_millis(2500));
     let killed = Instant::now();
@@ -269,7 +269,7 @@ fn stale_connections_do_not_fail_a_test() {
     }
     let fake = Fake::new("stale");
     let port = free_pair();
-    let r = start(AUTOSSH, &fake, &port.to_string(), "fwd:loop", "1");
+    let r = start(autossh_bin(), &fake, &port.to_string(), "fwd:loop", "1");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
     // A stranger connects to the return port between tests and says nothing.
     let _stranger = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
@@ -326,7 +326,7 @@ fn detects_no_later_than_the_original() {
         (loop_spec, "hang"),
     ] {
         let (theirs, their_log) = detection(REFERENCE, spec_of, plan);
-        let (ours, our_log) = detection(AUTOSSH, spec_of, plan);
+        let (ours, our_log) = detection(autossh_bin(), spec_of, plan);
         // Scheduling noise aside, ours is not slower.
         assert!(
             ours <= theirs + Duration::from_millis(300),

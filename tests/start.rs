@@ -59,7 +59,7 @@ fn a_stderr_file_shared_with_ssh_keeps_every_line() {
     let file = fake.dir.path("tunnel.log");
     // As `autossh ... 2>tunnel.log` does: the file is not opened for appending.
     let script = format!("exec \"$0\" -M 0 host 2>\"{}\"", file.display());
-    let mut c = fake.command("sh", &["-c", &script, AUTOSSH]);
+    let mut c = fake.command("sh", &["-c", &script, autossh_bin()]);
     c.env("AUTOSSH_LOGFILE", "/dev/stderr")
         .env("AUTOSSH_GATETIME", "0")
         .env("FAKE_PLAN", "say:255 say:255 say:0");
@@ -136,7 +136,7 @@ fn signals_ignored_at_start_stay_ignored_in_ssh() {
         masks(&fake)
     };
     let ignored = bit(libc::SIGHUP) | bit(libc::SIGINT) | bit(libc::SIGQUIT);
-    assert_eq!(run(AUTOSSH), (0, ignored));
+    assert_eq!(run(autossh_bin()), (0, ignored));
     if have_reference() {
         // The original keeps HUP and QUIT ignored, and puts INT back to its
         // default (it handles INT itself).
@@ -153,7 +153,7 @@ fn tight_descriptor_limits() {
     if !have_socat() {
         return;
     }
-    for program in [AUTOSSH, REFERENCE] {
+    for program in [autossh_bin(), REFERENCE] {
         if program == REFERENCE && !have_reference() {
             continue;
         }
@@ -194,7 +194,7 @@ fn a_pid_namespace_without_fork_does_not_stop_ssh() {
     }
     // ssh's parent is outside its pid namespace: it sees none.
     let fake = Fake::new("unshare");
-    let mut c = fake.command("unshare", &["-p", AUTOSSH, "-M", "0", "host"]);
+    let mut c = fake.command("unshare", &["-p", autossh_bin(), "-M", "0", "host"]);
     c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "exit:0");
     let o = run_bounded(c, LIMIT);
     assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
@@ -204,33 +204,32 @@ fn a_pid_namespace_without_fork_does_not_stop_ssh() {
         .contains("ssh exited with status 0; autossh exiting"));
 }
 
-/// A seccomp filter that refuses prctl(PR_SET_PDEATHSIG) with EPERM, as a
-/// strict container policy may.
-fn refuse_pdeathsig() -> io::Result<()> {
-    #[repr(C)]
-    struct Filter {
-        code: u16,
-        jt: u8,
-        jf: u8,
-        k: u32,
-    }
+/// One instruction of a classic BPF program, as seccomp takes it.
+#[repr(C)]
+struct Filter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const RET_K: u16 = 0x06;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+fn op(code: u16, jt: u8, jf: u8, k: u32) -> Filter {
+    Filter { code, jt, jf, k }
+}
+
+/// Installs a seccomp filter on this process (and what it execs).
+fn install_filter(filter: &[Filter]) -> io::Result<()> {
     #[repr(C)]
     struct Program {
         len: u16,
         filter: *const Filter,
     }
-    const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
-    const RET_K: u16 = 0x06;
-    let f = |code, jt, jf, k| Filter { code, jt, jf, k };
-    let filter = [
-        f(LD_W_ABS, 0, 0, 0), // the system call number
-        f(JEQ_K, 0, 3, libc::SYS_prctl as u32),
-        f(LD_W_ABS, 0, 0, 16), // its first argument (low half)
-        f(JEQ_K, 0, 1, libc::PR_SET_PDEATHSIG as u32),
-        f(RET_K, 0, 0, 0x0005_0000 | libc::EPERM as u32),
-        f(RET_K, 0, 0, 0x7fff_0000),
-    ];
     let program = Program {
         len: filter.len() as u16,
         filter: filter.as_ptr(),
@@ -244,6 +243,60 @@ fn refuse_pdeathsig() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses prctl(PR_SET_PDEATHSIG) with EPERM, as a strict container policy may.
+fn refuse_pdeathsig() -> io::Result<()> {
+    install_filter(&[
+        op(LD_W_ABS, 0, 0, 0), // the system call number
+        op(JEQ_K, 0, 3, libc::SYS_prctl as u32),
+        op(LD_W_ABS, 0, 0, 16), // its first argument (low half)
+        op(JEQ_K, 0, 1, libc::PR_SET_PDEATHSIG as u32),
+        op(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32),
+        op(RET_K, 0, 0, RET_ALLOW),
+    ])
+}
+
+/// Makes the system calls that kernels older than 5.9 (DSM 6.2 has 3.10)
+/// lack fail as such a kernel fails them: ENOSYS.
+fn old_kernel() -> io::Result<()> {
+    let newer = [libc::SYS_close_range, libc::SYS_getrandom, libc::SYS_statx];
+    let mut filter = vec![op(LD_W_ABS, 0, 0, 0)];
+    for (i, nr) in newer.iter().enumerate() {
+        // Match: jump to the ENOSYS return after the remaining tests.
+        let to_enosys = (2 * (newer.len() - i) - 1) as u8;
+        filter.push(op(JEQ_K, to_enosys, 0, *nr as u32));
+        filter.push(op(LD_W_ABS, 0, 0, 0));
+    }
+    filter.pop();
+    filter.push(op(RET_K, 0, 0, RET_ALLOW));
+    filter.push(op(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+    install_filter(&filter)
+}
+
+#[test]
+fn an_old_kernel_without_close_range_or_getrandom() {
+    // An inherited descriptor that is not close-on-exec must still not reach
+    // ssh, and the random monitor port must still be drawn.
+    let fake = Fake::new("oldkernel");
+    let mut c = fake.command(
+        "bash",
+        &["-c", "exec 7</dev/null; exec \"$0\" host", autossh_bin()],
+    );
+    c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "fds");
+    before_exec(&mut c, old_kernel);
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
+    let fds = fake.fds_of(*fake.pids().last().unwrap());
+    assert!(!fds.is_empty());
+    for fd in &fds {
+        // ls itself holds 3 for reading the directory.
+        assert!(
+            ["0", "1", "2", "3"].contains(&fd.as_str()),
+            "leaked: {fds:?}"
+        );
+    }
+    assert!(fake.messages()[0].starts_with("no monitor port given, using "));
 }
 
 #[test]
@@ -269,7 +322,7 @@ fn orphans_are_reaped_as_pid_1() {
     let fake = Fake::new("pid1");
     let mut c = fake.command(
         "unshare",
-        &["-p", "-f", "--mount-proc", AUTOSSH, "-M", "0", "host"],
+        &["-p", "-f", "--mount-proc", autossh_bin(), "-M", "0", "host"],
     );
     c.env("AUTOSSH_GATETIME", "0").env("FAKE_PLAN", "orphans");
     let mut r = Running::start(c);
@@ -309,7 +362,7 @@ fn bytes_that_are_not_utf8_are_quoted_as_they_are() {
 
     // The program name, through a symlink named with such a byte.
     let link = fake.dir.0.join(OsStr::from_bytes(b"tun\xfe"));
-    std::os::unix::fs::symlink(AUTOSSH, &link).unwrap();
+    std::os::unix::fs::symlink(autossh_bin(), &link).unwrap();
     let mut c = Command::new(&link);
     c.arg("-V");
     let o = run_bounded(c, LIMIT);

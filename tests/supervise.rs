@@ -378,7 +378,7 @@ fn ssh_gets_only_stdio() {
         "/bin/sh",
         &[
             "-c",
-            &format!("exec 7</dev/null 9>&2; exec {AUTOSSH} -M 0 host"),
+            &format!("exec 7</dev/null 9>&2; exec {} -M 0 host", autossh_bin()),
         ],
     );
     c.env("FAKE_PLAN", "fds").env("AUTOSSH_GATETIME", "0");
@@ -421,7 +421,7 @@ fn closed_stdio_is_not_filled_by_our_files() {
     // puts /dev/null there before its own files can take those numbers).
     let mut c = fake.command(
         "/bin/sh",
-        &["-c", &format!("exec {AUTOSSH} -M 0 host <&- 2>&-")],
+        &["-c", &format!("exec {} -M 0 host <&- 2>&-", autossh_bin())],
     );
     c.env("FAKE_PLAN", "stdio").env("AUTOSSH_GATETIME", "0");
     let o = run_bounded(c, LIMIT);

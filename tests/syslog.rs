@@ -173,7 +173,7 @@ fn syslog_lines_and_logcheck_patterns() {
     let mut ours_all = Vec::new();
     for (args, env) in scenarios {
         let fake = Fake::new("syslog");
-        let ours = syslog_lines(&fake, AUTOSSH, args, env);
+        let ours = syslog_lines(&fake, autossh_bin(), args, env);
         assert!(!ours.is_empty(), "{args:?} {env:?}: nothing reached syslog");
         if have_reference() {
             let fake = Fake::new("syslogref");
@@ -223,7 +223,7 @@ fn datagrams_are_the_c_librarys() {
         ("AUTOSSH_GATETIME", "0"),
     ];
     let fake = Fake::new("dgram");
-    let ours: Vec<String> = datagrams(&fake, AUTOSSH, &args, &env)
+    let ours: Vec<String> = datagrams(&fake, autossh_bin(), &args, &env)
         .iter()
         .map(|d| normalised(d))
         .collect();
@@ -255,7 +255,7 @@ fn logging_resumes_after_the_syslog_daemon_restarts() {
     let mut running = Running::start(with_private_log(
         &fake,
         &sock,
-        AUTOSSH,
+        autossh_bin(),
         &["-M", "0", "host"],
         &env,
     ));
@@ -329,7 +329,7 @@ fn the_first_bad_variable_in_upstreams_order_is_reported() {
         // The later one first in the environment, to be sure order there
         // does not matter.
         let env = [pair[1], pair[0]];
-        let ours = message(AUTOSSH, &env);
+        let ours = message(autossh_bin(), &env);
         let theirs = message(REFERENCE, &env);
         assert_eq!(ours.len(), 1, "{env:?}: {ours:?}");
         assert_eq!(ours, theirs, "{env:?}");

@@ -14,7 +14,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub const AUTOSSH: &str = env!("CARGO_BIN_EXE_autossh");
+/// The binary under test: the one named by AUTOSSH_BIN when that is set (a
+/// static build for another processor, run under emulation), else cargo's.
+pub fn autossh_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("AUTOSSH_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_autossh").to_string())
+    })
+}
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
 
 /// Every variable the usage text and the man page must explain.
@@ -181,7 +191,7 @@ impl Fake {
     }
 
     pub fn autossh(&self, args: &[&str]) -> Command {
-        self.command(AUTOSSH, args)
+        self.command(autossh_bin(), args)
     }
 
     /// Pids of every ssh run so far, in order.

@@ -350,7 +350,7 @@ pub fn stop(mut r: Running) {
 pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
     let fake = Fake::new("e2e");
     let (port, user) = (free_pair(), free_pair());
-    let r = start(AUTOSSH, &fake, remote, &spec(mode, port), user, "2");
+    let r = start(autossh_bin(), &fake, remote, &spec(mode, port), user, "2");
     assert!(
         wait_until(LIMIT, || echo_through(user)),
         "{mode}: {:?}",
