@@ -140,7 +140,7 @@ fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
     let mut c = Command::new("sh");
     c.arg(deploy("synology/autossh.sh"))
         .arg(command)
-        .env("autossh_bin()", autossh_bin())
+        .env("AUTOSSH", autossh_bin())
         .env("AUTOSSH_TUNNELS", conf)
         .env("AUTOSSH_RUN_DIR", fake.dir.path("run"));
     let out = run_bounded(c, LIMIT);
@@ -235,7 +235,7 @@ fn demo_runs_and_cleans_up() {
     let mut c = fake.command(&deploy("demo"), &[]);
     c.env_remove("AUTOSSH_PATH")
         .env_remove("AUTOSSH_LOGFILE")
-        .env("autossh_bin()", autossh_bin())
+        .env("AUTOSSH", autossh_bin())
         .env("TMPDIR", &fake.dir.0);
     let out = run_bounded(c, Duration::from_secs(90));
     let stdout = String::from_utf8_lossy(&out.stdout);

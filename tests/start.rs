@@ -245,33 +245,51 @@ fn install_filter(filter: &[Filter]) -> io::Result<()> {
     Ok(())
 }
 
+/// A filter under which the system calls numbered `numbers` (and, when
+/// given, only with `arg0` as their first argument) fail with `errno`.
+fn failing(numbers: &[u32], arg0: Option<u32>, errno: i32) -> Vec<Filter> {
+    let k = numbers.len();
+    let mut filter = vec![op(LD_W_ABS, 0, 0, 0)]; // the system call number
+    for (j, &n) in numbers.iter().enumerate() {
+        filter.push(op(JEQ_K, (k - j) as u8, 0, n));
+    }
+    filter.push(op(RET_K, 0, 0, RET_ALLOW));
+    if let Some(a) = arg0 {
+        filter.push(op(LD_W_ABS, 0, 0, 16)); // the first argument (low half)
+        filter.push(op(JEQ_K, 0, 1, a));
+    }
+    filter.push(op(RET_K, 0, 0, RET_ERRNO | errno as u32));
+    filter.push(op(RET_K, 0, 0, RET_ALLOW));
+    filter
+}
+
+/// The numbers of a system call for this machine's processes: on x86_64 also
+/// those of 32-bit x86, so that the filters hold for the i686 build too.
+fn numbers(native: libc::c_long, i386: u32) -> Vec<u32> {
+    let mut all = vec![native as u32];
+    if cfg!(target_arch = "x86_64") {
+        all.push(i386);
+    }
+    all
+}
+
 /// Refuses prctl(PR_SET_PDEATHSIG) with EPERM, as a strict container policy may.
 fn refuse_pdeathsig() -> io::Result<()> {
-    install_filter(&[
-        op(LD_W_ABS, 0, 0, 0), // the system call number
-        op(JEQ_K, 0, 3, libc::SYS_prctl as u32),
-        op(LD_W_ABS, 0, 0, 16), // its first argument (low half)
-        op(JEQ_K, 0, 1, libc::PR_SET_PDEATHSIG as u32),
-        op(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32),
-        op(RET_K, 0, 0, RET_ALLOW),
-    ])
+    let prctl = numbers(libc::SYS_prctl, 172);
+    install_filter(&failing(
+        &prctl,
+        Some(libc::PR_SET_PDEATHSIG as u32),
+        libc::EPERM,
+    ))
 }
 
 /// Makes the system calls that kernels older than 5.9 (DSM 6.2 has 3.10)
 /// lack fail as such a kernel fails them: ENOSYS.
 fn old_kernel() -> io::Result<()> {
-    let newer = [libc::SYS_close_range, libc::SYS_getrandom, libc::SYS_statx];
-    let mut filter = vec![op(LD_W_ABS, 0, 0, 0)];
-    for (i, nr) in newer.iter().enumerate() {
-        // Match: jump to the ENOSYS return after the remaining tests.
-        let to_enosys = (2 * (newer.len() - i) - 1) as u8;
-        filter.push(op(JEQ_K, to_enosys, 0, *nr as u32));
-        filter.push(op(LD_W_ABS, 0, 0, 0));
-    }
-    filter.pop();
-    filter.push(op(RET_K, 0, 0, RET_ALLOW));
-    filter.push(op(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
-    install_filter(&filter)
+    let mut newer = numbers(libc::SYS_close_range, 436);
+    newer.extend(numbers(libc::SYS_getrandom, 355));
+    newer.extend(numbers(libc::SYS_statx, 383));
+    install_filter(&failing(&newer, None, libc::ENOSYS))
 }
 
 #[test]
