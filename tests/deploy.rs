@@ -146,7 +146,7 @@ fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
     let out = run_bounded(c, LIMIT);
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -160,9 +160,14 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     fs::write(
         &conf,
         format!(
-            "# two tunnels\n\
+            "# two tunnels, and lines that are wrong\n\
              tunnel one -M 0 -N -R 2200:localhost:22 me@relay\n\
+             tunnel\n\
              tunnel two -M 0 -N -L 8080:web:80 me@gw\n\
+             tunnel one -N other@host\n\
+             \n\
+             tunel three -N me@typo\n\
+             env two NOBLANK=a b\n\
              env one AUTOSSH_PATH={ssh}\nenv two AUTOSSH_PATH={ssh}\n\
              env one AUTOSSH_LOGFILE={log}\nenv two AUTOSSH_LOGFILE={log}\n\
              env one FAKE_DIR={dir}\nenv two FAKE_DIR={dir}\n\
@@ -184,6 +189,16 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     assert_eq!(rc(&fake, &conf, "status").0, 3);
     let (code, out) = rc(&fake, &conf, "start");
     assert_eq!(code, 0, "{out}");
+    // Each wrong line is named with its number; the good tunnels start.
+    let file = conf.display();
+    for wrong in [
+        format!("{file}:3: a tunnel needs a name"),
+        format!("{file}:5: tunnel one is already on line 2"),
+        format!("{file}:7: not a tunnel, a setting or a comment: tunel three"),
+        format!("{file}:8: a setting is env NAME VARIABLE=VALUE"),
+    ] {
+        assert!(out.contains(&wrong), "{wrong} in {out}");
+    }
     assert!(wait_until(LIMIT, || fake.runs() == 2));
     let (code, out) = rc(&fake, &conf, "status");
     assert_eq!(code, 0, "{out}");
@@ -199,10 +214,11 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
         ]
     );
 
-    // A tunnel that died shows in status, and start brings back only it.
+    // A tunnel that died shows in status (1: some run, not all), and start
+    // brings back only it.
     signal(one, libc::SIGKILL);
     assert!(wait_until(LIMIT, || !alive(one)));
-    assert_eq!(rc(&fake, &conf, "status").0, 3);
+    assert_eq!(rc(&fake, &conf, "status").0, 1);
     let (code, out) = rc(&fake, &conf, "start");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("two: already running"), "{out}");

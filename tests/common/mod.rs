@@ -350,7 +350,11 @@ impl Drop for Running {
 /// Runs a command to completion, killing it if it outlives `limit`.
 pub fn run_bounded(mut command: Command, limit: Duration) -> Output {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn");
+    run_bounded_child(command.spawn().expect("spawn"), limit)
+}
+
+/// Waits for a started child's output, killing it if it outlives `limit`.
+pub fn run_bounded_child(mut child: Child, limit: Duration) -> Output {
     let end = Instant::now() + limit;
     loop {
         if child.try_wait().unwrap().is_some() {

@@ -270,6 +270,30 @@ impl Remote {
         .collect()
     }
 
+    /// Runs a command inside the remote host and returns what it printed.
+    pub fn run_inside(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input);
+        let out = run_bounded_child(child, LIMIT);
+        out.stdout
+    }
+
+    /// Lets the holder of `public_key` (a line of id_*.pub) log in as root.
+    pub fn authorize(&self, public_key: &str) {
+        let mut keys = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path("authorized_keys"))
+            .unwrap();
+        writeln!(keys, "{}", public_key.trim()).unwrap();
+    }
+
     pub fn link(&self, up: bool) {
         sh(&[
             "ip",

@@ -1,0 +1,626 @@
+//! The Synology packages (packaging/synology/build-spk), built from the
+//! release binaries in dist/ (packaging/build-release): their structure for
+//! every processor family and DSM version, and the whole lifecycle of the
+//! x86_64 DSM 7 package (or another family's, under emulation) in a simulated
+//! DSM layout, every script run as an
+//! unprivileged package user as DSM 7 runs them, against the real sshd of the
+//! test remote host.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::remote::{self, Remote};
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const TOP: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The package user of the simulated DSM: nobody.
+const PACKAGE_USER: u32 = 65534;
+
+/// The release binaries are there (CI builds them first); without them the
+/// packages cannot be built.
+fn have_release_binaries() -> bool {
+    let found = ["x86_64", "aarch64", "armv7"]
+        .iter()
+        .all(|a| Path::new(&format!("{TOP}/dist/autossh-{VERSION}-{a}")).exists());
+    assert!(
+        found || !in_ci(),
+        "no release binaries in dist/: .ci/run runs packaging/build-release first"
+    );
+    found
+}
+
+/// Builds the packages of `families` into `out`; returns their paths.
+fn build(out: &Path, families: &[&str]) -> Vec<PathBuf> {
+    let mut c = Command::new(format!("{TOP}/packaging/synology/build-spk"));
+    c.arg("--out").arg(out).args(families);
+    let o = run_bounded(c, LIMIT);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn sh(args: &[&str]) -> Vec<u8> {
+    let o = run_bounded(
+        {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        },
+        LIMIT,
+    );
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// The INFO fields of a package.
+fn info(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| {
+            let (k, v) = line.split_once('=').expect("key=value");
+            assert!(
+                v.starts_with('"') && v.ends_with('"') && v.len() >= 2,
+                "{line}"
+            );
+            let v = &v[1..v.len() - 1];
+            assert!(!v.contains(['"', '$', '`', '\\']), "not shell-safe: {line}");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&png[12..16], b"IHDR");
+    let n = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+    (n(16), n(20))
+}
+
+#[test]
+fn packages_are_well_formed() {
+    if !have_release_binaries() {
+        return;
+    }
+    let dir = TempDir::new("spk");
+    let built = build(&dir.0, &[]);
+    assert_eq!(built.len(), 6, "{built:?}");
+    // The same inputs give the same bytes.
+    let again = TempDir::new("spk2");
+    build(&again.0, &["armv7"]);
+    let name = format!("autossh-{VERSION}-0001-armv7-dsm7.spk");
+    assert_eq!(
+        fs::read(dir.0.join(&name)).unwrap(),
+        fs::read(again.0.join(&name)).unwrap()
+    );
+
+    for spk in &built {
+        let file = spk.file_name().unwrap().to_str().unwrap().to_string();
+        let dsm7 = file.ends_with("-dsm7.spk");
+        let family = file.split('-').nth(3).unwrap().to_string();
+        let x = TempDir::new("spkx");
+        let at = x.0.to_str().unwrap();
+        sh(&["tar", "xf", spk.to_str().unwrap(), "-C", at]);
+        let mut members: Vec<String> = String::from_utf8(sh(&["tar", "tf", spk.to_str().unwrap()]))
+            .unwrap()
+            .lines()
+            .filter(|m| !m.ends_with('/'))
+            .map(String::from)
+            .collect();
+        members.sort();
+        let scripts = [
+            "common",
+            "postinst",
+            "postuninst",
+            "postupgrade",
+            "preinst",
+            "preuninst",
+            "preupgrade",
+            "start-stop-status",
+        ];
+        let mut expected: Vec<String> = [
+            "INFO",
+            "LICENSE",
+            "PACKAGE_ICON.PNG",
+            "PACKAGE_ICON_256.PNG",
+            "WIZARD_UIFILES/install_uifile",
+            "WIZARD_UIFILES/uninstall_uifile",
+            "conf/privilege",
+            "conf/resource",
+            "package.tgz",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(scripts.iter().map(|s| format!("scripts/{s}")))
+        .collect();
+        expected.sort();
+        assert_eq!(members, expected, "{file}");
+
+        // INFO: the required fields, a valid version, the DSM it is for.
+        let fields = info(&fs::read_to_string(x.0.join("INFO")).unwrap());
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{file}: no {k}"))
+        };
+        for required in [
+            "package",
+            "version",
+            "os_min_ver",
+            "description",
+            "arch",
+            "maintainer",
+        ] {
+            assert!(!get(required).is_empty(), "{file}: {required}");
+        }
+        assert_eq!(get("package"), "autossh");
+        let version = get("version");
+        let (feature, build_number) = version.split_once('-').unwrap();
+        assert!(
+            feature.split('.').all(|p| p.parse::<u32>().is_ok()),
+            "{version}"
+        );
+        assert!(build_number.parse::<u32>().is_ok(), "{version}");
+        assert_eq!(
+            get("os_min_ver"),
+            if dsm7 { "7.0-40000" } else { "6.2-25556" }
+        );
+        let arch = get("arch");
+        assert!(arch.split(' ').next() == Some(family.as_str()), "{arch}");
+        if family == "armv7" {
+            assert!(arch.contains("armada38x"), "{arch}");
+        }
+        let md5 =
+            String::from_utf8(sh(&["md5sum", x.0.join("package.tgz").to_str().unwrap()])).unwrap();
+        assert_eq!(get("checksum"), md5.split(' ').next().unwrap());
+
+        // The binary: static, for the family's processor.
+        sh(&[
+            "tar",
+            "xzf",
+            x.0.join("package.tgz").to_str().unwrap(),
+            "-C",
+            at,
+        ]);
+        let kind = String::from_utf8(sh(&[
+            "file",
+            "-b",
+            x.0.join("bin/autossh").to_str().unwrap(),
+        ]))
+        .unwrap();
+        let machine = match family.as_str() {
+            "x86_64" => "x86-64",
+            "armv8" => "ARM aarch64",
+            _ => "ARM, EABI5",
+        };
+        assert!(kind.contains(machine), "{file}: {kind}");
+        assert!(
+            kind.contains("statically linked") || kind.contains("static-pie linked"),
+            "{kind}"
+        );
+        assert!(x.0.join("bin/autossh-tunnels").exists());
+
+        for script in scripts {
+            sh(&[
+                "sh",
+                "-n",
+                x.0.join("scripts").join(script).to_str().unwrap(),
+            ]);
+        }
+        let json = |p: &str| -> serde_json::Value {
+            serde_json::from_str(&fs::read_to_string(x.0.join(p)).unwrap())
+                .unwrap_or_else(|e| panic!("{file}: {p}: {e}"))
+        };
+        assert_eq!(json("conf/privilege")["defaults"]["run-as"], "package");
+        json("conf/resource");
+        let wizard = json("WIZARD_UIFILES/install_uifile");
+        let keys: Vec<&str> = wizard[0]["items"][0]["subitems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "wizard_host",
+                "wizard_port",
+                "wizard_user",
+                "wizard_remote_port",
+                "wizard_local_port"
+            ]
+        );
+        json("WIZARD_UIFILES/uninstall_uifile");
+        let small = if dsm7 { 64 } else { 72 };
+        assert_eq!(
+            png_size(&fs::read(x.0.join("PACKAGE_ICON.PNG")).unwrap()),
+            (small, small)
+        );
+        assert_eq!(
+            png_size(&fs::read(x.0.join("PACKAGE_ICON_256.PNG")).unwrap()),
+            (256, 256)
+        );
+    }
+}
+
+/// A simulated DSM 7 with the package installed in it: /var/packages/autossh
+/// with target/, var/ and scripts/, owned by the package user.
+struct Dsm {
+    root: TempDir,
+    spk: TempDir,
+}
+
+impl Dsm {
+    fn new(spk: &Path) -> Dsm {
+        let root = TempDir::new("dsm");
+        let dsm = Dsm {
+            root,
+            spk: TempDir::new("dsmspk"),
+        };
+        sh(&[
+            "tar",
+            "xf",
+            spk.to_str().unwrap(),
+            "-C",
+            dsm.spk.0.to_str().unwrap(),
+        ]);
+        dsm.extract();
+        fs::create_dir_all(dsm.var()).unwrap();
+        dsm.give_to_package_user();
+        dsm
+    }
+
+    fn package(&self) -> PathBuf {
+        self.root.0.join("var/packages/autossh")
+    }
+    fn target(&self) -> PathBuf {
+        self.package().join("target")
+    }
+    fn var(&self) -> PathBuf {
+        self.package().join("var")
+    }
+    fn log(&self) -> PathBuf {
+        self.root.0.join("synopkg-message")
+    }
+
+    /// What DSM does with the package's files: target from package.tgz, the
+    /// scripts beside it.
+    fn extract(&self) {
+        let _ = fs::remove_dir_all(self.target());
+        fs::create_dir_all(self.target()).unwrap();
+        let tgz = self.spk.0.join("package.tgz");
+        sh(&[
+            "tar",
+            "xzf",
+            tgz.to_str().unwrap(),
+            "-C",
+            self.target().to_str().unwrap(),
+        ]);
+        let scripts = self.package().join("scripts");
+        let _ = fs::remove_dir_all(&scripts);
+        sh(&[
+            "cp",
+            "-r",
+            self.spk.0.join("scripts").to_str().unwrap(),
+            scripts.to_str().unwrap(),
+        ]);
+    }
+
+    fn give_to_package_user(&self) {
+        let owner = format!("{PACKAGE_USER}:{PACKAGE_USER}");
+        sh(&["chown", "-R", &owner, self.root.0.to_str().unwrap()]);
+    }
+
+    /// Runs a script as DSM 7 does: as the package user, with the SYNOPKG_*
+    /// variables and the wizard's answers.
+    fn run(
+        &self,
+        script: &str,
+        args: &[&str],
+        status: &str,
+        wizard: &[(&str, &str)],
+    ) -> (i32, String) {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={PACKAGE_USER}"),
+            &format!("--regid={PACKAGE_USER}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(self.package().join("scripts").join(script))
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SYNOPKG_PKGNAME", "autossh")
+        .env("SYNOPKG_PKGVER", format!("{VERSION}-0001"))
+        .env("SYNOPKG_PKGDEST", self.target())
+        .env("SYNOPKG_PKGVAR", self.var())
+        .env("SYNOPKG_TEMP_LOGFILE", self.log())
+        .env("SYNOPKG_PKG_STATUS", status)
+        .env("SYNOPKG_DSM_VERSION_MAJOR", "7");
+        for (k, v) in wizard {
+            c.env(k, v);
+        }
+        let o = run_bounded(c, LIMIT);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    }
+
+    /// The autossh processes of the package, by their pid files.
+    fn tunnels(&self) -> Vec<i32> {
+        let run = self.var().join("run");
+        fs::read_dir(run)
+            .map(|d| {
+                d.filter_map(|e| fs::read_to_string(e.ok()?.path()).ok()?.trim().parse().ok())
+                    .filter(|&p| alive(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Dsm {
+    fn drop(&mut self) {
+        for pid in self.tunnels() {
+            for child in descendants(pid) {
+                signal(child, libc::SIGKILL);
+            }
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A line sent into the relay's end of the tunnel comes back from the echo
+/// service on this side.
+fn through_tunnel(remote: &Remote, relay_port: u16) -> bool {
+    let out = remote.run_inside(
+        &[
+            "socat",
+            "-T",
+            "2",
+            "-",
+            &format!("TCP:127.0.0.1:{relay_port},connect-timeout=1"),
+        ],
+        b"through the tunnel\n",
+    );
+    out == b"through the tunnel\n"
+}
+
+#[test]
+fn package_lifecycle_with_a_real_sshd() {
+    if !have_release_binaries() || !remote::can_run() {
+        return;
+    }
+    // AUTOSSH_SPK_FAMILY picks another family's package (CI runs armv8's
+    // under emulation).
+    let family = std::env::var("AUTOSSH_SPK_FAMILY").unwrap_or_else(|_| "x86_64".into());
+    let out = TempDir::new("spklife");
+    let spk = build(&out.0, &[family.as_str()])
+        .into_iter()
+        .find(|p| p.to_str().unwrap().ends_with("-dsm7.spk"))
+        .unwrap();
+    let mut remote = Remote::new();
+    // The service the tunnel makes reachable: an echo on this side.
+    let local = free_pair();
+    let relay = free_pair();
+    let mut echo = Command::new("socat");
+    echo.args([
+        &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork"),
+        "PIPE",
+    ]);
+    let _echo = Running::start(echo);
+    let dsm = Dsm::new(&spk);
+    let wizard = [
+        ("wizard_host", remote.addr.to_string()),
+        ("wizard_port", "22".to_string()),
+        ("wizard_user", "root".to_string()),
+        ("wizard_remote_port", relay.to_string()),
+        ("wizard_local_port", local.to_string()),
+    ];
+    let wizard: Vec<(&str, &str)> = wizard.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Install: the key is made and shown, the first tunnel written.
+    assert_eq!(dsm.run("preinst", &[], "INSTALL", &wizard).0, 0);
+    let (code, said) = dsm.run("postinst", &[], "INSTALL", &wizard);
+    assert_eq!(code, 0, "{said}");
+    let public = fs::read_to_string(dsm.var().join("id_ed25519.pub")).unwrap();
+    assert!(public.starts_with("ssh-ed25519 "));
+    let shown = fs::read_to_string(dsm.log()).unwrap();
+    assert!(shown.contains(public.trim()), "{shown}");
+    let list = fs::read_to_string(dsm.var().join("tunnels.conf")).unwrap();
+    let first = format!(
+        "tunnel first -N -p 22 -R {relay}:localhost:{local} root@{}\n",
+        remote.addr
+    );
+    assert!(list.ends_with(&first), "{list}");
+    remote.authorize(&public);
+
+    // Start returns at once; the tunnel carries traffic.
+    let began = Instant::now();
+    let (code, said) = dsm.run("start-stop-status", &["start"], "START", &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        "the tunnel never carried traffic"
+    );
+    assert_eq!(dsm.run("start-stop-status", &["status"], "", &[]).0, 0);
+
+    // ssh killed: the tunnel comes back.
+    let autossh = dsm.tunnels();
+    assert_eq!(autossh.len(), 1);
+    let (ssh, _) = children_of(autossh[0]);
+    assert_eq!(ssh.len(), 1);
+    signal(ssh[0], libc::SIGKILL);
+    assert!(wait_until(LIMIT, || children_of(autossh[0])
+        .0
+        .iter()
+        .any(|p| !ssh.contains(p))));
+    assert!(
+        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        "the tunnel did not come back"
+    );
+
+    // Stop: nothing of the package is left running.
+    let everything: Vec<i32> = descendants(autossh[0])
+        .into_iter()
+        .chain(autossh.clone())
+        .collect();
+    let (code, said) = dsm.run("start-stop-status", &["stop"], "STOP", &[]);
+    assert_eq!(code, 0, "{said}");
+    for pid in &everything {
+        assert!(!alive(*pid), "{pid} left running");
+    }
+    assert_eq!(dsm.run("start-stop-status", &["status"], "", &[]).0, 3);
+
+    // Upgrade (DSM 7's order): the list, the key and the known hosts stay.
+    let kept = [
+        "tunnels.conf",
+        "id_ed25519",
+        "id_ed25519.pub",
+        "known_hosts",
+    ]
+    .map(|f| fs::read(dsm.var().join(f)).unwrap());
+    assert!(!kept[3].is_empty(), "ssh recorded the relay's host key");
+    for (script, status) in [
+        ("preupgrade", "UPGRADE"),
+        ("preuninst", "UPGRADE"),
+        ("postuninst", "UPGRADE"),
+    ] {
+        assert_eq!(dsm.run(script, &[], status, &[]).0, 0, "{script}");
+    }
+    dsm.extract();
+    dsm.give_to_package_user();
+    for (script, status) in [
+        ("preinst", "UPGRADE"),
+        ("postinst", "UPGRADE"),
+        ("postupgrade", "UPGRADE"),
+    ] {
+        let (code, said) = dsm.run(script, &[], status, &wizard);
+        assert_eq!(code, 0, "{script}: {said}");
+    }
+    let now = [
+        "tunnels.conf",
+        "id_ed25519",
+        "id_ed25519.pub",
+        "known_hosts",
+    ]
+    .map(|f| fs::read(dsm.var().join(f)).unwrap());
+    assert_eq!(now, kept);
+    let (code, said) = dsm.run("start-stop-status", &["start"], "START", &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        "no tunnel after the upgrade"
+    );
+
+    // Uninstall, asked to delete the data: nothing of the package is left.
+    let running = dsm.tunnels();
+    let everything: Vec<i32> = running
+        .iter()
+        .flat_map(|&p| descendants(p))
+        .chain(running.clone())
+        .collect();
+    assert_eq!(dsm.run("preuninst", &[], "UNINSTALL", &[]).0, 0);
+    assert_eq!(
+        dsm.run(
+            "postuninst",
+            &[],
+            "UNINSTALL",
+            &[("wizard_delete_data", "true")]
+        )
+        .0,
+        0
+    );
+    for pid in &everything {
+        assert!(!alive(*pid), "{pid} left running");
+    }
+    assert!(!dsm.var().exists());
+    assert!(!through_tunnel(&remote, relay));
+    remote.stop_sshd(true);
+}
+
+/// DSM 6.2 has no SYNOPKG_PKGVAR: the permanent folder lives in the target,
+/// which an upgrade replaces; preupgrade and postupgrade carry it over.
+#[test]
+fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
+    if !have_release_binaries() {
+        return;
+    }
+    let out = TempDir::new("spk6");
+    let spk = build(&out.0, &["x86_64"])
+        .into_iter()
+        .find(|p| p.to_str().unwrap().ends_with("-dsm6.spk"))
+        .unwrap();
+    let x = TempDir::new("dsm6");
+    sh(&[
+        "tar",
+        "xf",
+        spk.to_str().unwrap(),
+        "-C",
+        x.0.to_str().unwrap(),
+    ]);
+    let target = x.0.join("target");
+    let upgrade = x.0.join("upgrade");
+    fs::create_dir_all(&upgrade).unwrap();
+    let extract = || {
+        let _ = fs::remove_dir_all(&target);
+        fs::create_dir_all(&target).unwrap();
+        sh(&[
+            "tar",
+            "xzf",
+            x.0.join("package.tgz").to_str().unwrap(),
+            "-C",
+            target.to_str().unwrap(),
+        ]);
+    };
+    let run = |script: &str| {
+        let mut c = Command::new(x.0.join("scripts").join(script));
+        c.env_remove("SYNOPKG_PKGVAR")
+            .env("SYNOPKG_PKGDEST", &target)
+            .env("SYNOPKG_TEMP_UPGRADE_FOLDER", &upgrade)
+            .env("SYNOPKG_TEMP_LOGFILE", x.0.join("message"))
+            .env("wizard_host", "relay.example.net")
+            .env("wizard_user", "tunnel");
+        let o = run_bounded(c, LIMIT);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    extract();
+    run("postinst");
+    let var = target.join("var");
+    let list = fs::read_to_string(var.join("tunnels.conf")).unwrap();
+    assert!(
+        list.ends_with("tunnel first -N -p 22 -R 2200:localhost:22 tunnel@relay.example.net\n"),
+        "{list}"
+    );
+    let key = fs::read(var.join("id_ed25519")).unwrap();
+    run("preupgrade");
+    extract();
+    assert!(!var.exists());
+    run("postinst");
+    run("postupgrade");
+    assert_eq!(fs::read_to_string(var.join("tunnels.conf")).unwrap(), list);
+    assert_eq!(fs::read(var.join("id_ed25519")).unwrap(), key);
+}
