@@ -234,6 +234,8 @@ Environment:
     AUTOSSH_LOGLEVEL    syslog level 0-7 of the most verbose messages
                         (default 6)
     AUTOSSH_DEBUG       when set: log everything, and copy it to stderr
+    AUTOSSH_NETWATCH    0 stops testing the connection as soon as the
+                        network changes (default 1, with monitoring on)
 "
     )
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub ssh_path: Vec<u8>,
     pub pid_file: Option<Vec<u8>>,
     pub net_timeout_ms: u32,
+    /// Whether a network change is tested at once (AUTOSSH_NETWATCH).
+    pub netwatch: bool,
     /// INFO lines that explain adjustments made here (SPEC §3).
     pub notes: Vec<String>,
 }
@@ -106,6 +108,12 @@ impl Config {
         }
         let max_lifetime =
             number(lookup, "AUTOSSH_MAXLIFETIME", "max lifetime", |n| n >= 0)?.unwrap_or(0);
+        // Ours, after upstream's: 0 stops watching for network changes.
+        let netwatch = number(lookup, "AUTOSSH_NETWATCH", "network watch", |n| {
+            (0..=1).contains(&n)
+        })?
+        .unwrap_or(1)
+            == 1;
 
         let mut notes = Vec::new();
         if max_lifetime > 0 {
@@ -143,6 +151,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_SSH.as_bytes().to_vec()),
             pid_file: non_empty(lookup, "AUTOSSH_PIDFILE"),
             net_timeout_ms,
+            netwatch,
             notes,
         })
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod log;
 pub mod messages;
+pub mod netwatch;
 pub mod notify;
 pub mod pidfile;
 pub mod ports;
@@ -137,6 +138,11 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     let net_timeout = Duration::from_millis(u64::from(config.net_timeout_ms));
     let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
 
+    // Network changes are tested at once, where there is a test to run.
+    let netwatch = match (&monitor, config.netwatch) {
+        (Some(_), true) => netwatch::NetWatch::open(),
+        _ => None,
+    };
     let watchdog = notify::init(&lookup);
     let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
     let die_with_parent = match child::can_die_with_parent() {
@@ -168,6 +174,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         max_start: config.max_start,
         max_lifetime: config.max_lifetime,
         watchdog,
+        netwatch,
     };
     let code = supervisor::Supervisor::new(settings, signals, began).run();
     notify::stopping();

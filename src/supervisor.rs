@@ -15,12 +15,16 @@ use signal_hook::consts::signal::*;
 use crate::backoff::Backoff;
 use crate::child::{self, Ended, SpawnError, Ssh};
 use crate::messages::{self, OsError};
+use crate::netwatch::NetWatch;
 use crate::notify;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
 
 /// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// The quiet after a network change before it is tested: a change is often a
+/// burst of messages.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// What to do once ssh has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,8 @@ pub struct Settings {
     pub max_lifetime: u32,
     /// How often to tell the service manager we are alive (WATCHDOG_USEC / 2).
     pub watchdog: Option<Duration>,
+    /// The kernel's routing notifications, when watched (monitoring on).
+    pub netwatch: Option<NetWatch>,
 }
 
 pub struct Supervisor {
@@ -119,6 +125,10 @@ pub struct Supervisor {
     /// READY=1 has been sent (or there is no service manager to tell).
     ready: bool,
     next_watchdog: Option<Instant>,
+    /// When a network change has settled and is to be tested.
+    settle_until: Option<Instant>,
+    /// The running test was started by a network change.
+    extra_probe: bool,
 }
 
 fn is_exit_signal(signal: i32) -> bool {
@@ -153,6 +163,8 @@ impl Supervisor {
             lifetime_end,
             ready: !notify::enabled(),
             next_watchdog,
+            settle_until: None,
+            extra_probe: false,
         }
     }
 
@@ -166,6 +178,10 @@ impl Supervisor {
             let now = Instant::now();
             let timeout = poll_timeout(self.deadline(&phase), now);
             let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+            let watch_at = self.settings.netwatch.as_ref().map(|w| {
+                fds.push(PollFd::new(w.fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
             if let (
                 Phase::Running {
                     probe: Some(probe), ..
@@ -180,7 +196,12 @@ impl Supervisor {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => error!("poll: {}", OsError(e)),
             }
+            let network = watch_at.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()));
             drop(fds);
+            if network && self.settings.netwatch.as_mut().is_some_and(NetWatch::drain) {
+                // Each change pushes the test back: it runs after a quiet second.
+                self.settle_until = Some(Instant::now() + SETTLE);
+            }
             // Signals first: a child that died mid-test ends the test with it.
             let flow = match self.on_signals(phase) {
                 ControlFlow::Continue(phase) => self.on_probe(phase, Instant::now()),
@@ -210,10 +231,16 @@ impl Supervisor {
             Phase::Running { started, .. } => self.ready_at(*started),
             _ => None,
         };
-        [own, self.lifetime_end, self.next_watchdog, ready]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            own,
+            self.lifetime_end,
+            self.next_watchdog,
+            ready,
+            self.settle_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When a running ssh counts as up for the service manager: once it has
@@ -400,7 +427,17 @@ impl Supervisor {
         else {
             return ControlFlow::Continue(phase);
         };
-        if probe.is_none() && next_probe.is_some_and(|due| now >= due) {
+        let due = next_probe.is_some_and(|due| now >= due);
+        let settled = self.settle_until.is_some_and(|at| now >= at);
+        if settled {
+            // One test for the change, unless one is running already.
+            self.settle_until = None;
+        }
+        if probe.is_none() && (due || settled) {
+            self.extra_probe = !due;
+            if self.extra_probe {
+                info!("network changed, testing the connection");
+            }
             probe = monitor.start(now);
             if probe.is_none() {
                 info!("port down, restarting ssh");
@@ -421,10 +458,17 @@ impl Supervisor {
             }),
             Outcome::Passed => {
                 self.set_ready();
+                // A test for a network change leaves the regular schedule alone.
+                let next_probe = if self.extra_probe {
+                    next_probe
+                } else {
+                    Some(now + poll)
+                };
+                self.extra_probe = false;
                 ControlFlow::Continue(Phase::Running {
                     ssh,
                     started,
-                    next_probe: Some(now + poll),
+                    next_probe,
                     probe: None,
                 })
             }
@@ -436,6 +480,11 @@ impl Supervisor {
     }
 
     fn on_deadlines(&mut self, phase: Phase, now: Instant) -> ControlFlow<i32, Phase> {
+        if !matches!(phase, Phase::Running { .. }) && self.settle_until.is_some_and(|at| now >= at)
+        {
+            // ssh is being replaced: the new one is tested anyway.
+            self.settle_until = None;
+        }
         if let (Some(every), Some(next)) = (self.settings.watchdog, self.next_watchdog) {
             if now >= next {
                 notify::watchdog();

@@ -28,7 +28,7 @@ pub fn autossh_bin() -> &'static str {
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
 
 /// Every variable the usage text and the man page must explain.
-pub const VARIABLES: [&str; 12] = [
+pub const VARIABLES: [&str; 13] = [
     "AUTOSSH_GATETIME",
     "AUTOSSH_POLL",
     "AUTOSSH_FIRST_POLL",
@@ -41,6 +41,7 @@ pub const VARIABLES: [&str; 12] = [
     "AUTOSSH_LOGFILE",
     "AUTOSSH_LOGLEVEL",
     "AUTOSSH_DEBUG",
+    "AUTOSSH_NETWATCH",
 ];
 
 /// Held by the tests that pass fixed monitor ports (the real-world command

@@ -58,6 +58,9 @@ pub struct Remote {
     ns: String,
     link: String,
     pub addr: Ipv4Addr,
+    /// This side's address on the link, and a spare one in the same net.
+    host_addr: Ipv4Addr,
+    spare_addr: Ipv4Addr,
     children: Vec<Child>,
     sshd: Option<Child>,
 }
@@ -83,15 +86,20 @@ impl Remote {
         let ns = format!("autossh-e2e-{}-{}", std::process::id(), n);
         let link = format!("vah{:05}{:02}", std::process::id() % 100_000, n);
         let peer = format!("van{:05}{:02}", std::process::id() % 100_000, n);
+        // A /29 per remote: this side .1, the remote .2, a spare .3.
         let slot = id % 16_000;
-        let (a, b) = ((slot / 64) as u8, ((slot % 64) * 4) as u8);
-        let host_addr = Ipv4Addr::new(10, 200 + (a / 250), a % 250, b + 1);
-        let addr = Ipv4Addr::new(10, 200 + (a / 250), a % 250, b + 2);
+        let (hi, b) = (slot / 32, ((slot % 32) * 8) as u8);
+        let (net, a) = (200 + (hi / 250) as u8, (hi % 250) as u8);
+        let host_addr = Ipv4Addr::new(10, net, a, b + 1);
+        let addr = Ipv4Addr::new(10, net, a, b + 2);
+        let spare_addr = Ipv4Addr::new(10, net, a, b + 3);
         let mut remote = Remote {
             dir: TempDir::new("e2e"),
             ns: ns.clone(),
             link: link.clone(),
             addr,
+            host_addr,
+            spare_addr,
             children: Vec::new(),
             sshd: None,
         };
@@ -104,7 +112,7 @@ impl Remote {
             "ip",
             "addr",
             "add",
-            &format!("{host_addr}/30"),
+            &format!("{host_addr}/29"),
             "dev",
             &link,
         ]);
@@ -114,7 +122,7 @@ impl Remote {
             v.extend_from_slice(args);
             sh(&v);
         };
-        inside(&["ip", "addr", "add", &format!("{addr}/30"), "dev", &peer]);
+        inside(&["ip", "addr", "add", &format!("{addr}/29"), "dev", &peer]);
         inside(&["ip", "link", "set", &peer, "up"]);
         inside(&["ip", "link", "set", "lo", "up"]);
         remote.configure_sshd(interval, count);
@@ -292,6 +300,16 @@ impl Remote {
             .open(self.dir.path("authorized_keys"))
             .unwrap();
         writeln!(keys, "{}", public_key.trim()).unwrap();
+    }
+
+    /// This side moves to another address, as after a new DHCP lease: the old
+    /// one goes, the spare one comes.
+    pub fn move_client_address(&mut self) {
+        let old = format!("{}/29", self.host_addr);
+        let new = format!("{}/29", self.spare_addr);
+        sh(&["ip", "addr", "del", &old, "dev", &self.link]);
+        sh(&["ip", "addr", "add", &new, "dev", &self.link]);
+        std::mem::swap(&mut self.host_addr, &mut self.spare_addr);
     }
 
     pub fn link(&self, up: bool) {

@@ -1,0 +1,313 @@
+//! Network changes: the kernel's routing notifications, read in the one
+//! `poll`, so that a tunnel whose network changed under it (a new address, a
+//! new default route, a link that went down) is tested within seconds instead
+//! of at the next poll.
+//!
+//! What can affect the tunnel, and so counts: a global (not link-local)
+//! address added or removed; a unicast route of the main table added or
+//! removed, other than IPv6's link-local one; any change of a link that has a
+//! global address. Everything else is ignored: links without such an address
+//! (a veth coming up for a container), link-local addresses and routes,
+//! routes of other tables (local, multicast, policy tables).
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
+};
+
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+const HEADER: usize = 16;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_TABLE_MAIN: u8 = 254;
+const RTN_UNICAST: u8 = 1;
+const RTA_DST: u16 = 1;
+const FAMILY_INET6: u8 = 10;
+
+/// Below this many descriptors allowed, autossh does not watch: it keeps
+/// them for ssh's forwards and its tests.
+const MIN_DESCRIPTORS: libc::rlim_t = 16;
+
+/// The socket that hears the routing notifications.
+pub struct NetWatch {
+    socket: OwnedFd,
+    /// Our own address, to tell the answer to our question from notifications.
+    port: u32,
+    /// Links that have a global address.
+    addressed: BTreeSet<u32>,
+}
+
+impl NetWatch {
+    /// Joins the link, address and route groups, and asks which links have
+    /// addresses now; None where that cannot be done (no netlink, too few
+    /// descriptors).
+    pub fn open() -> Option<NetWatch> {
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()?;
+        if soft < MIN_DESCRIPTORS {
+            return None;
+        }
+        let socket = socket::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkRoute,
+        )
+        .ok()?;
+        let groups = RTMGRP_LINK
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV6_ROUTE;
+        socket::bind(socket.as_raw_fd(), &NetlinkAddr::new(0, groups)).ok()?;
+        let own: NetlinkAddr = socket::getsockname(socket.as_raw_fd()).ok()?;
+        socket::send(
+            socket.as_raw_fd(),
+            &address_dump_request(),
+            MsgFlags::empty(),
+        )
+        .ok()?;
+        Some(NetWatch {
+            socket,
+            port: own.pid(),
+            addressed: BTreeSet::new(),
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// Reads every waiting message; whether any of them can affect the tunnel.
+    pub fn drain(&mut self) -> bool {
+        let mut changed = false;
+        let mut buf = vec![0u8; 8192];
+        // Bounded: a busy host cannot keep us here.
+        for _ in 0..256 {
+            match socket::recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for (kind, port, body) in messages(&buf[..n]) {
+                        // Our own question's answers teach, they are no change.
+                        let ours = port == self.port && port != 0;
+                        changed |= judge(kind, body, &mut self.addressed) && !ours;
+                    }
+                }
+                // Messages were lost: something changed.
+                Err(Errno::ENOBUFS) => changed = true,
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        changed
+    }
+}
+
+/// RTM_GETADDR for every family, as a dump.
+fn address_dump_request() -> Vec<u8> {
+    let len: u32 = (HEADER + 8) as u32;
+    let mut m = Vec::with_capacity(len as usize);
+    m.extend_from_slice(&len.to_ne_bytes());
+    m.extend_from_slice(&RTM_GETADDR.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    m.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
+    m.extend_from_slice(&[0u8; 8]); // ifaddrmsg: any family
+    m
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The messages of one datagram: type, sender's port, body.
+fn messages(mut data: &[u8]) -> Vec<(u16, u32, &[u8])> {
+    let mut out = Vec::new();
+    while let (Some(len), Some(kind), Some(port)) =
+        (u32_at(data, 0), u16_at(data, 4), u32_at(data, 12))
+    {
+        let len = len as usize;
+        if len < HEADER || len > data.len() {
+            break;
+        }
+        out.push((kind, port, &data[HEADER..len]));
+        let next = (len + 3) & !3;
+        data = data.get(next..).unwrap_or_default();
+    }
+    out
+}
+
+/// The route attributes after a body's fixed part: type and data.
+fn attributes(mut data: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while let (Some(len), Some(kind)) = (u16_at(data, 0), u16_at(data, 2)) {
+        let len = len as usize;
+        if len < 4 || len > data.len() {
+            break;
+        }
+        out.push((kind, &data[4..len]));
+        let next = (len + 3) & !3;
+        data = data.get(next..).unwrap_or_default();
+    }
+    out
+}
+
+/// Whether one message can affect the tunnel; learns which links have a
+/// global address.
+pub fn judge(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> bool {
+    match kind {
+        RTM_NEWADDR | RTM_DELADDR => {
+            // ifaddrmsg: family, prefix length, flags, scope, link index.
+            let (Some(&scope), Some(index)) = (body.get(3), u32_at(body, 4)) else {
+                return false;
+            };
+            let global = scope == RT_SCOPE_UNIVERSE;
+            if global && kind == RTM_NEWADDR {
+                addressed.insert(index);
+            }
+            global
+        }
+        RTM_NEWROUTE | RTM_DELROUTE => {
+            // rtmsg: family, dst len, src len, tos, table, protocol, scope, type, flags.
+            let (Some(&family), Some(&table), Some(&route_type)) =
+                (body.first(), body.get(4), body.get(7))
+            else {
+                return false;
+            };
+            if table != RT_TABLE_MAIN || route_type != RTN_UNICAST {
+                return false;
+            }
+            let link_local = family == FAMILY_INET6
+                && attributes(body.get(12..).unwrap_or_default())
+                    .iter()
+                    .any(|&(t, d)| {
+                        t == RTA_DST
+                            && d.first() == Some(&0xfe)
+                            && d.get(1).is_some_and(|b| b & 0xc0 == 0x80)
+                    });
+            !link_local
+        }
+        RTM_NEWLINK | RTM_DELLINK => {
+            // ifinfomsg: family, pad, type, link index, flags, change.
+            let Some(index) = u32_at(body, 4) else {
+                return false;
+            };
+            if kind == RTM_DELLINK {
+                addressed.remove(&index)
+            } else {
+                addressed.contains(&index)
+            }
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(scope: u8, index: u32) -> Vec<u8> {
+        let mut b = vec![2, 24, 0, scope];
+        b.extend_from_slice(&index.to_ne_bytes());
+        b
+    }
+
+    fn route(family: u8, table: u8, kind: u8, dst: &[u8]) -> Vec<u8> {
+        let mut b = vec![
+            family,
+            (dst.len() * 8) as u8,
+            0,
+            0,
+            table,
+            2,
+            0,
+            kind,
+            0,
+            0,
+            0,
+            0,
+        ];
+        b.extend_from_slice(&((4 + dst.len()) as u16).to_ne_bytes());
+        b.extend_from_slice(&RTA_DST.to_ne_bytes());
+        b.extend_from_slice(dst);
+        b
+    }
+
+    fn link(index: u32) -> Vec<u8> {
+        let mut b = vec![0, 0, 1, 0];
+        b.extend_from_slice(&index.to_ne_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b
+    }
+
+    #[test]
+    fn what_counts() {
+        let mut set = BTreeSet::new();
+        // A veth coming up: its link, its link-local address and route.
+        assert!(!judge(RTM_NEWLINK, &link(7), &mut set));
+        assert!(!judge(RTM_NEWADDR, &address(253, 7), &mut set));
+        let fe80 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(!judge(RTM_NEWROUTE, &route(10, 254, 1, &fe80), &mut set));
+        assert!(!judge(
+            RTM_NEWROUTE,
+            &route(2, 255, 2, &[10, 0, 0, 1]),
+            &mut set
+        ));
+        // A global address, a default route, a change of an addressed link.
+        assert!(judge(RTM_NEWADDR, &address(0, 3), &mut set));
+        assert!(judge(RTM_NEWROUTE, &route(2, 254, 1, &[]), &mut set));
+        assert!(judge(
+            RTM_NEWROUTE,
+            &route(10, 254, 1, &[0x20, 1, 0xd, 0xb8]),
+            &mut set
+        ));
+        assert!(judge(RTM_NEWLINK, &link(3), &mut set));
+        assert!(judge(RTM_DELADDR, &address(0, 3), &mut set));
+        assert!(judge(RTM_DELLINK, &link(3), &mut set));
+        assert!(!judge(RTM_NEWLINK, &link(3), &mut set));
+        // Short or strange bodies are no change, and no panic.
+        for kind in [RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWLINK, 99] {
+            assert!(!judge(kind, &[1, 2], &mut set));
+        }
+    }
+
+    #[test]
+    fn messages_split_and_truncated() {
+        let mut one = Vec::new();
+        let body = address(0, 5);
+        one.extend_from_slice(&((HEADER + body.len()) as u32).to_ne_bytes());
+        one.extend_from_slice(&RTM_NEWADDR.to_ne_bytes());
+        one.extend_from_slice(&[0; 6]);
+        one.extend_from_slice(&42u32.to_ne_bytes());
+        one.extend_from_slice(&body);
+        let mut two = one.clone();
+        two.extend_from_slice(&one);
+        let m = messages(&two);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].0, m[1].1, m[1].2), (RTM_NEWADDR, 42, &body[..]));
+        assert_eq!(messages(&two[..two.len() - 1]).len(), 1);
+        assert!(messages(&[0xff; 7]).is_empty());
+        let request = address_dump_request();
+        assert_eq!(messages(&request)[0].0, RTM_GETADDR);
+    }
+}
