@@ -97,10 +97,23 @@ impl NetWatch {
     /// Reads every waiting message; whether any of them can affect the tunnel.
     pub fn drain(&mut self) -> bool {
         let mut changed = false;
-        let mut buf = vec![0u8; 8192];
+        let fd = self.socket.as_raw_fd();
         // Bounded: a busy host cannot keep us here.
         for _ in 0..256 {
-            match socket::recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            // Each datagram is read into a buffer of its own size, learnt
+            // first: a fixed large one would stay resident in every instance.
+            let peek = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+            let size = match socket::recv(fd, &mut [], peek) {
+                Ok(size) => size.clamp(1, 1 << 16),
+                Err(Errno::ENOBUFS) => {
+                    changed = true;
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            };
+            let mut buf = vec![0u8; size];
+            match socket::recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => break,
                 Ok(n) => {
                     for (kind, port, body) in messages(&buf[..n]) {
