@@ -227,6 +227,19 @@ impl Fake {
             .unwrap_or_default()
     }
 
+    /// Asserts that the last ssh run held no descriptor but 0–2 (and 3,
+    /// which `ls` itself holds for reading the directory): plan `fds`.
+    pub fn assert_ssh_got_only_stdio(&self) {
+        let fds = self.fds_of(*self.pids().last().expect("an ssh ran"));
+        assert!(!fds.is_empty());
+        for fd in &fds {
+            assert!(
+                ["0", "1", "2", "3"].contains(&fd.as_str()),
+                "leaked: {fds:?}"
+            );
+        }
+    }
+
     pub fn fds_of(&self, pid: i32) -> Vec<String> {
         fs::read_to_string(self.dir.path(&format!("fds.{pid}")))
             .unwrap_or_default()
