@@ -136,7 +136,7 @@ pub fn scan(args: &[Vec<u8>]) -> Result<Request, UsageError> {
 
 /// How the connection is watched (SPEC §1 `-M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Monitor {
+pub enum MonitorSpec {
     /// Port 0: only ssh's death is watched.
     Off,
     /// A loop of forwards: out on `port`, back on `port + 1`.
@@ -146,7 +146,7 @@ pub enum Monitor {
 }
 
 /// Parses `port[:echo_port]`; the error is the message of SPEC §1.
-pub fn parse_monitor(spec: &[u8]) -> Result<Monitor, String> {
+pub fn parse_monitor(spec: &[u8]) -> Result<MonitorSpec, String> {
     let (port_text, echo_text) = match spec.iter().position(|&b| b == b':') {
         Some(colon) => (&spec[..colon], Some(&spec[colon + 1..])),
         None => (spec, None),
@@ -169,26 +169,26 @@ pub fn parse_monitor(spec: &[u8]) -> Result<Monitor, String> {
     }
     let port = port as u16;
     Ok(match (port, echo) {
-        (0, _) => Monitor::Off,
-        (port, None) => Monitor::Loop { port },
-        (port, Some(echo)) => Monitor::Echo { port, echo },
+        (0, _) => MonitorSpec::Off,
+        (port, None) => MonitorSpec::Loop { port },
+        (port, Some(echo)) => MonitorSpec::Echo { port, echo },
     })
 }
 
 /// The full argv of ssh (SPEC §2): the program, the monitor forwards, then the
 /// user's arguments in their order.
-pub fn ssh_command(program: &[u8], monitor: Monitor, user_args: &[Vec<u8>]) -> Vec<Vec<u8>> {
+pub fn ssh_command(program: &[u8], monitor: MonitorSpec, user_args: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut argv = vec![program.to_owned()];
     match monitor {
-        Monitor::Off => {}
-        Monitor::Loop { port } => {
+        MonitorSpec::Off => {}
+        MonitorSpec::Loop { port } => {
             let back = u32::from(port) + 1;
             argv.push("-L".into());
             argv.push(format!("{port}:127.0.0.1:{port}").into());
             argv.push("-R".into());
             argv.push(format!("{port}:127.0.0.1:{back}").into());
         }
-        Monitor::Echo { port, echo } => {
+        MonitorSpec::Echo { port, echo } => {
             argv.push("-L".into());
             argv.push(format!("{port}:127.0.0.1:{echo}").into());
         }
@@ -334,19 +334,19 @@ mod tests {
     #[test]
     fn monitor_specs() {
         let p = |s: &str| parse_monitor(s.as_bytes());
-        assert_eq!(p("20000"), Ok(Monitor::Loop { port: 20000 }));
-        assert_eq!(p("0x4e20"), Ok(Monitor::Loop { port: 20000 }));
-        assert_eq!(p("047040"), Ok(Monitor::Loop { port: 20000 }));
-        assert_eq!(p("0"), Ok(Monitor::Off));
-        assert_eq!(p("0:7"), Ok(Monitor::Off));
+        assert_eq!(p("20000"), Ok(MonitorSpec::Loop { port: 20000 }));
+        assert_eq!(p("0x4e20"), Ok(MonitorSpec::Loop { port: 20000 }));
+        assert_eq!(p("047040"), Ok(MonitorSpec::Loop { port: 20000 }));
+        assert_eq!(p("0"), Ok(MonitorSpec::Off));
+        assert_eq!(p("0:7"), Ok(MonitorSpec::Off));
         assert_eq!(
             p("20000:0x7"),
-            Ok(Monitor::Echo {
+            Ok(MonitorSpec::Echo {
                 port: 20000,
                 echo: 7
             })
         );
-        assert_eq!(p("65534"), Ok(Monitor::Loop { port: 65534 }));
+        assert_eq!(p("65534"), Ok(MonitorSpec::Loop { port: 65534 }));
         assert_eq!(p("abc"), Err("invalid port \"abc\"".into()));
         assert_eq!(p(":7"), Err("invalid port \"\"".into()));
         assert_eq!(p("65535"), Err("monitor port (65535) out of range".into()));
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn ssh_command_lines() {
         let args = os(&["-N", "host"]);
-        let argv = ssh_command(b"/usr/bin/ssh", Monitor::Loop { port: 20000 }, &args);
+        let argv = ssh_command(b"/usr/bin/ssh", MonitorSpec::Loop { port: 20000 }, &args);
         assert_eq!(
             argv,
             os(&[
@@ -380,14 +380,14 @@ mod tests {
         );
         let argv = ssh_command(
             b"ssh",
-            Monitor::Echo {
+            MonitorSpec::Echo {
                 port: 20000,
                 echo: 7,
             },
             &args,
         );
         assert_eq!(argv, os(&["ssh", "-L", "20000:127.0.0.1:7", "-N", "host"]));
-        let argv = ssh_command(b"ssh", Monitor::Off, &args);
+        let argv = ssh_command(b"ssh", MonitorSpec::Off, &args);
         assert_eq!(argv, os(&["ssh", "-N", "host"]));
     }
 }

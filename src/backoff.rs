@@ -1,7 +1,9 @@
 //! The wait before each start of ssh (SPEC §5): quick restarts are free for a
 //! while, then each one waits longer, up to the poll time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::machine::Time;
 
 /// Seconds to wait before start number `tries + 1` of a quick series.
 pub fn wait_secs(tries: u32, poll: u32) -> u32 {
@@ -15,19 +17,19 @@ pub fn wait_secs(tries: u32, poll: u32) -> u32 {
 }
 
 /// How many starts came in quick succession.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     tries: u32,
-    last_start: Option<Instant>,
+    last_start: Option<Time>,
 }
 
 impl Backoff {
     /// Called before a start: counts it, and returns the wait before it.
-    pub fn before_start(&mut self, now: Instant, poll: u32) -> (u32, Duration) {
+    pub fn before_start(&mut self, now: Time, poll: u32) -> (u32, Duration) {
         let min = (poll / 10).max(10);
         let quick = self
             .last_start
-            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(u64::from(min)));
+            .is_some_and(|last| now.saturating_sub(last) < Duration::from_secs(u64::from(min)));
         self.tries = if quick {
             self.tries.saturating_add(1)
         } else {
@@ -37,7 +39,7 @@ impl Backoff {
         (self.tries, Duration::from_secs(u64::from(wait)))
     }
 
-    pub fn started(&mut self, at: Instant) {
+    pub fn started(&mut self, at: Time) {
         self.last_start = Some(at);
     }
 }
@@ -63,7 +65,7 @@ mod tests {
     #[test]
     fn quick_starts_count_slow_ones_reset() {
         let mut b = Backoff::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1000);
         assert_eq!(b.before_start(t0, 600), (0, Duration::ZERO));
         b.started(t0);
         let t1 = t0 + Duration::from_secs(59);

@@ -152,19 +152,9 @@ unsafe fn exec_child(
     if ppid != parent && ppid.as_raw() != 0 {
         fail(Errno::ESRCH);
     }
-    // Anything opened without close-on-exec behind our back is closed at exec
-    // too. Old kernels lack close_range: then the marking done at start-up
-    // (sys::cloexec_inherited) is what holds.
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range only changes descriptor flags; nix has no wrapper.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    // Anything opened without close-on-exec behind our back is closed at
+    // exec too.
+    crate::sys::cloexec_above_stderr();
     for name in unset {
         // SAFETY: a NUL-terminated name; this process has a single thread.
         unsafe { libc::unsetenv(name.as_ptr()) };

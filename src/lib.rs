@@ -2,22 +2,25 @@
 //! tunnel stops passing traffic. The behaviour contract is SPEC.md of the
 //! project; each module names the sections it carries out.
 
+// What the fuzz target (fuzz/) drives is public; the rest is the binary's.
 pub mod args;
-pub mod backoff;
-pub mod child;
+pub(crate) mod backoff;
+pub(crate) mod child;
 pub mod cnum;
 pub mod config;
-pub mod daemon;
-pub mod log;
+pub(crate) mod daemon;
+pub(crate) mod log;
+pub(crate) mod machine;
 pub mod messages;
-pub mod netwatch;
-pub mod notify;
-pub mod pidfile;
-pub mod ports;
-pub mod probe;
-pub mod signals;
-pub mod supervisor;
-pub mod sys;
+pub(crate) mod netwatch;
+pub(crate) mod notify;
+pub(crate) mod pidfile;
+pub(crate) mod ports;
+pub(crate) mod probe;
+pub(crate) mod random;
+pub(crate) mod signals;
+pub(crate) mod supervisor;
+pub(crate) mod sys;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 use ::log::info;
 use anyhow::Context;
 
-use args::{Monitor, Request, UsageError};
+use args::{MonitorSpec, Request, UsageError};
 use config::{Config, LogSettings};
 use messages::OsError;
 
@@ -71,7 +74,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     // frees a good deal, and later allocations then fill those holes instead
     // of touching new pages in every instance.
     let signals = signals::Signals::install();
-    sys::cloexec_inherited();
+    sys::cloexec_above_stderr();
     let lookup = |name: &str| env(name).map(OsString::into_vec);
     let name = program_name(args.first());
     let argv0 = args.first().map_or(&b"autossh"[..], |a| a.as_bytes());
@@ -104,10 +107,10 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         None => {
             let port = ports::free_pair().context("no free monitor port pair found")?;
             info!("no monitor port given, using {port}");
-            Monitor::Loop { port }
+            MonitorSpec::Loop { port }
         }
     };
-    if monitor == Monitor::Off {
+    if monitor == MonitorSpec::Off {
         info!("port set to 0, monitoring disabled");
     }
     for note in &config.notes {
@@ -127,16 +130,16 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     }
 
     // SPEC §6: the listener of loop mode is opened once, after -f.
-    let path = match monitor {
-        Monitor::Off => None,
-        Monitor::Echo { port, .. } => Some(probe::Path::Echo { port }),
-        Monitor::Loop { port } => Some(probe::Path::Loop {
+    let mode = match monitor {
+        MonitorSpec::Off => None,
+        MonitorSpec::Echo { port, .. } => Some(probe::Mode::Echo { port }),
+        MonitorSpec::Loop { port } => Some(probe::Mode::Loop {
             port,
             listener: probe::listen(port + 1)?,
         }),
     };
     let net_timeout = Duration::from_millis(u64::from(config.net_timeout_ms));
-    let monitor = path.map(|path| probe::Monitor::new(path, net_timeout, &name, &config.message));
+    let monitor = mode.map(|mode| probe::Monitor::new(mode, net_timeout, &name, &config.message));
 
     // Network changes are tested at once, where there is a test to run.
     let netwatch = match (&monitor, config.netwatch) {
@@ -176,7 +179,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         watchdog,
         netwatch,
     };
-    let code = supervisor::Supervisor::new(settings, signals, began).run();
+    let code = supervisor::run(settings, signals, began);
     notify::stopping();
     Ok(code)
 }

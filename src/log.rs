@@ -21,7 +21,6 @@ use syslog::{LogFormat, LoggerBackend, Severity};
 
 use crate::config::LogSettings;
 use crate::messages::{self, OsError};
-use crate::sys;
 
 /// Syslog's levels (SPEC §4).
 pub const ERR: u8 = 3;
@@ -52,7 +51,7 @@ struct CFormat {
 
 impl CFormat {
     fn datagram(&self, level: u8, tm: &libc::tm, pid: u32, message: &[u8]) -> Vec<u8> {
-        let mut out = format!("<{}>{} ", FACILITY_USER | level, sys::syslog_time(tm)).into_bytes();
+        let mut out = format!("<{}>{} ", FACILITY_USER | level, syslog_time(tm)).into_bytes();
         out.extend_from_slice(&self.ident);
         out.extend_from_slice(format!("[{pid}]: ").as_bytes());
         out.extend_from_slice(message);
@@ -67,12 +66,7 @@ impl LogFormat<&[u8]> for CFormat {
         severity: Severity,
         message: &[u8],
     ) -> syslog::Result<()> {
-        let datagram = self.datagram(
-            severity as u8,
-            &sys::local_now(),
-            std::process::id(),
-            message,
-        );
+        let datagram = self.datagram(severity as u8, &local_now(), std::process::id(), message);
         // One write is one datagram.
         w.write(&datagram).map(|_| ()).map_err(syslog::Error::Write)
     }
@@ -95,10 +89,10 @@ impl Sink {
     fn write(&mut self, level: u8, name: &str, message: &str) {
         match self {
             Sink::File(file) => {
-                let tm = sys::local_now();
+                let tm = local_now();
                 let line = format!(
                     "{} {}[{}]: {}\n",
-                    sys::file_time(&tm),
+                    file_time(&tm),
                     name,
                     std::process::id(),
                     message
@@ -290,9 +284,74 @@ pub fn detached() {
     DETACHED.store(true, Ordering::Relaxed);
 }
 
+/// The broken-down local time of now (SPEC §4 log lines).
+fn local_now() -> libc::tm {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec())
+        .unwrap_or(0);
+    // SAFETY: tzset only reads TZ and the zone files; localtime_r writes only
+    // into the zeroed struct it is given. nix wraps neither.
+    unsafe {
+        tzset();
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    }
+}
+
+extern "C" {
+    fn tzset();
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `YYYY/MM/DD HH:MM:SS`, the time of a log file line.
+fn file_time(tm: &libc::tm) -> String {
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// `Mmm dd HH:MM:SS` with the day padded by a space, the time of a syslog
+/// datagram as the C library writes it (`%h %e %T`, C locale).
+fn syslog_time(tm: &libc::tm) -> String {
+    let month = usize::try_from(tm.tm_mon)
+        .ok()
+        .and_then(|m| MONTHS.get(m))
+        .unwrap_or(&"Jan");
+    format!(
+        "{} {:2} {:02}:{:02}:{:02}",
+        month, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tm(year: i32, mon: i32, mday: i32, hour: i32, min: i32, sec: i32) -> libc::tm {
+        // SAFETY: libc::tm is plain data; all-zero is a valid value.
+        let mut t: libc::tm = unsafe { std::mem::zeroed() };
+        (t.tm_year, t.tm_mon, t.tm_mday) = (year - 1900, mon - 1, mday);
+        (t.tm_hour, t.tm_min, t.tm_sec) = (hour, min, sec);
+        t
+    }
+
+    #[test]
+    fn times() {
+        let t = tm(2026, 11, 5, 4, 26, 7);
+        assert_eq!(file_time(&t), "2026/11/05 04:26:07");
+        assert_eq!(syslog_time(&t), "Nov  5 04:26:07");
+        assert_eq!(syslog_time(&tm(2026, 1, 25, 23, 0, 59)), "Jan 25 23:00:59");
+    }
 
     #[test]
     fn datagram_is_the_c_librarys() {

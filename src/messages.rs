@@ -10,6 +10,8 @@ use std::io;
 
 use nix::errno::Errno;
 
+use crate::child::SpawnError;
+
 /// An OS error as C programs print it: the bare `strerror` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OsError(pub Errno);
@@ -127,6 +129,90 @@ pub const FORK: &str = "fork";
 /// The pipe that reports an exec failure could not be made (followed by the
 /// error): our own set-up, not ssh's.
 pub const PIPE: &str = "pipe";
+
+/// A line of the supervision log (SPEC §4, §5, §6): what the decisions of
+/// `machine` say, as plain data; the text is made only when it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// INFO `max start count reached; exiting`
+    MaxStartReached,
+    /// DEBUG `checking for grace period, tries = N`
+    Tries(u32),
+    /// DEBUG `sleeping for grace time N secs`
+    Sleeping(u64),
+    /// INFO `starting ssh (count N)` or `(count N of M)`
+    Starting { count: u32, max: Option<u32> },
+    /// INFO `ssh child pid is N`
+    ChildPid(i32),
+    /// ERR: ssh could not be started, by the step that failed.
+    SpawnFailed(SpawnError),
+    /// INFO `ssh exited on signal N, restarting ssh`
+    EndedBySignal(i32),
+    /// INFO `ssh exited with error status N; restarting ssh`
+    EndedRestarting(i32),
+    /// INFO `ssh exited with status N; NAME exiting`
+    EndedExiting(i32),
+    /// ERR `ssh exited prematurely with status N; NAME exiting`
+    EndedPrematurely(i32),
+    /// INFO `received signal to exit (N)`
+    ExitSignal(i32),
+    /// INFO `signalled to kill and restart ssh`
+    RestartSignal,
+    /// INFO `port down, restarting ssh`
+    PortDown,
+    /// INFO `network changed, testing the connection`
+    NetworkChanged,
+    /// INFO `exceeded maximum time to live, shutting down`
+    LifetimeReached,
+    /// INFO `ssh child pid N did not exit on SIGTERM; sending SIGKILL`
+    KillingStubborn(i32),
+}
+
+impl Note {
+    pub fn level(&self) -> log::Level {
+        use log::Level::{Debug, Error, Info};
+        match self {
+            Note::Tries(_) | Note::Sleeping(_) => Debug,
+            Note::SpawnFailed(_) | Note::EndedPrematurely(_) => Error,
+            _ => Info,
+        }
+    }
+
+    /// The line's text; `name` is the program name, `program` the ssh program
+    /// (named in an exec failure).
+    pub fn text(&self, name: &str, program: &[u8]) -> String {
+        match *self {
+            Note::MaxStartReached => "max start count reached; exiting".to_string(),
+            Note::Tries(n) => format!("checking for grace period, tries = {n}"),
+            Note::Sleeping(s) => format!("sleeping for grace time {s} secs"),
+            Note::Starting { count, max: None } => format!("starting ssh (count {count})"),
+            Note::Starting {
+                count,
+                max: Some(max),
+            } => format!("starting ssh (count {count} of {max})"),
+            Note::ChildPid(pid) => format!("ssh child pid is {pid}"),
+            Note::SpawnFailed(SpawnError::Pipe(e)) => format!("{PIPE}: {}", OsError(e)),
+            Note::SpawnFailed(SpawnError::Fork(e)) => format!("{FORK}: {}", OsError(e)),
+            Note::SpawnFailed(SpawnError::Exec(e)) => {
+                format!("{}: {}", path(program), OsError(e))
+            }
+            Note::EndedBySignal(n) => format!("ssh exited on signal {n}, restarting ssh"),
+            Note::EndedRestarting(s) => format!("ssh exited with error status {s}; restarting ssh"),
+            Note::EndedExiting(s) => format!("ssh exited with status {s}; {name} exiting"),
+            Note::EndedPrematurely(s) => {
+                format!("ssh exited prematurely with status {s}; {name} exiting")
+            }
+            Note::ExitSignal(n) => format!("received signal to exit ({n})"),
+            Note::RestartSignal => "signalled to kill and restart ssh".to_string(),
+            Note::PortDown => "port down, restarting ssh".to_string(),
+            Note::NetworkChanged => "network changed, testing the connection".to_string(),
+            Note::LifetimeReached => "exceeded maximum time to live, shutting down".to_string(),
+            Note::KillingStubborn(pid) => {
+                format!("ssh child pid {pid} did not exit on SIGTERM; sending SIGKILL")
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -18,27 +18,17 @@ use nix::sys::socket::{
     self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
 
-const RTMGRP_LINK: u32 = 0x1;
-const RTMGRP_IPV4_IFADDR: u32 = 0x10;
-const RTMGRP_IPV4_ROUTE: u32 = 0x40;
-const RTMGRP_IPV6_IFADDR: u32 = 0x100;
-const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+use libc::{
+    RTA_DST, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE,
+    RTMGRP_LINK, RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_GETADDR, RTM_NEWADDR, RTM_NEWLINK,
+    RTM_NEWROUTE, RTN_UNICAST, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+};
 
-const HEADER: usize = 16;
-const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
-const RTM_GETADDR: u16 = 22;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
+/// The size of a netlink message header.
+const HEADER: usize = std::mem::size_of::<libc::nlmsghdr>();
+// libc exports these two for Android only.
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
-const RT_SCOPE_UNIVERSE: u8 = 0;
-const RT_TABLE_MAIN: u8 = 254;
-const RTN_UNICAST: u8 = 1;
-const RTA_DST: u16 = 1;
-const FAMILY_INET6: u8 = 10;
 
 /// Below this many descriptors allowed, autossh does not watch: it keeps
 /// them for ssh's forwards and its tests.
@@ -75,6 +65,7 @@ impl NetWatch {
             | RTMGRP_IPV6_IFADDR
             | RTMGRP_IPV4_ROUTE
             | RTMGRP_IPV6_ROUTE;
+        let groups = u32::try_from(groups).ok()?;
         socket::bind(socket.as_raw_fd(), &NetlinkAddr::new(0, groups)).ok()?;
         let own: NetlinkAddr = socket::getsockname(socket.as_raw_fd()).ok()?;
         socket::send(
@@ -119,7 +110,7 @@ impl NetWatch {
                     for (kind, port, body) in messages(&buf[..n]) {
                         // Our own question's answers teach, they are no change.
                         let ours = port == self.port && port != 0;
-                        changed |= judge(kind, body, &mut self.addressed) && !ours;
+                        changed |= affects_tunnel(kind, body, &mut self.addressed) && !ours;
                     }
                 }
                 // Messages were lost: something changed.
@@ -187,7 +178,7 @@ fn attributes(mut data: &[u8]) -> Vec<(u16, &[u8])> {
 
 /// Whether one message can affect the tunnel; learns which links have a
 /// global address.
-pub fn judge(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> bool {
+pub fn affects_tunnel(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> bool {
     match kind {
         RTM_NEWADDR | RTM_DELADDR => {
             // ifaddrmsg: family, prefix length, flags, scope, link index.
@@ -210,7 +201,7 @@ pub fn judge(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> bool {
             if table != RT_TABLE_MAIN || route_type != RTN_UNICAST {
                 return false;
             }
-            let link_local = family == FAMILY_INET6
+            let link_local = i32::from(family) == libc::AF_INET6
                 && attributes(body.get(12..).unwrap_or_default())
                     .iter()
                     .any(|&(t, d)| {
@@ -277,30 +268,38 @@ mod tests {
     fn what_counts() {
         let mut set = BTreeSet::new();
         // A veth coming up: its link, its link-local address and route.
-        assert!(!judge(RTM_NEWLINK, &link(7), &mut set));
-        assert!(!judge(RTM_NEWADDR, &address(253, 7), &mut set));
+        assert!(!affects_tunnel(RTM_NEWLINK, &link(7), &mut set));
+        assert!(!affects_tunnel(RTM_NEWADDR, &address(253, 7), &mut set));
         let fe80 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(!judge(RTM_NEWROUTE, &route(10, 254, 1, &fe80), &mut set));
-        assert!(!judge(
+        assert!(!affects_tunnel(
+            RTM_NEWROUTE,
+            &route(10, 254, 1, &fe80),
+            &mut set
+        ));
+        assert!(!affects_tunnel(
             RTM_NEWROUTE,
             &route(2, 255, 2, &[10, 0, 0, 1]),
             &mut set
         ));
         // A global address, a default route, a change of an addressed link.
-        assert!(judge(RTM_NEWADDR, &address(0, 3), &mut set));
-        assert!(judge(RTM_NEWROUTE, &route(2, 254, 1, &[]), &mut set));
-        assert!(judge(
+        assert!(affects_tunnel(RTM_NEWADDR, &address(0, 3), &mut set));
+        assert!(affects_tunnel(
+            RTM_NEWROUTE,
+            &route(2, 254, 1, &[]),
+            &mut set
+        ));
+        assert!(affects_tunnel(
             RTM_NEWROUTE,
             &route(10, 254, 1, &[0x20, 1, 0xd, 0xb8]),
             &mut set
         ));
-        assert!(judge(RTM_NEWLINK, &link(3), &mut set));
-        assert!(judge(RTM_DELADDR, &address(0, 3), &mut set));
-        assert!(judge(RTM_DELLINK, &link(3), &mut set));
-        assert!(!judge(RTM_NEWLINK, &link(3), &mut set));
+        assert!(affects_tunnel(RTM_NEWLINK, &link(3), &mut set));
+        assert!(affects_tunnel(RTM_DELADDR, &address(0, 3), &mut set));
+        assert!(affects_tunnel(RTM_DELLINK, &link(3), &mut set));
+        assert!(!affects_tunnel(RTM_NEWLINK, &link(3), &mut set));
         // Short or strange bodies are no change, and no panic.
         for kind in [RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWLINK, 99] {
-            assert!(!judge(kind, &[1, 2], &mut set));
+            assert!(!affects_tunnel(kind, &[1, 2], &mut set));
         }
     }
 

@@ -14,7 +14,7 @@ fn free(port: u16) -> bool {
 pub fn free_pair() -> Option<u16> {
     let span = u64::from(HIGHEST - LOWEST) + 1;
     (0..64).find_map(|_| {
-        let offset = u16::try_from(crate::sys::random_u64() % span).ok()?;
+        let offset = u16::try_from(crate::random::u64() % span).ok()?;
         let port = LOWEST + offset;
         (free(port) && free(port + 1)).then_some(port)
     })

@@ -6,16 +6,17 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 
+use crate::machine::Time;
 use crate::messages::{self, OsError};
 
 /// How the test data comes back.
-pub enum Path {
+pub enum Mode {
     /// Out on `port`, back through the listener on `port + 1`.
     Loop { port: u16, listener: TcpListener },
     /// Out on `port` to a remote echo service, back on the same connection.
@@ -47,7 +48,7 @@ fn text(e: &io::Error) -> String {
 
 /// Everything a test needs that lasts the whole run.
 pub struct Monitor {
-    pub path: Path,
+    pub mode: Mode,
     pub net_timeout: Duration,
     /// `NODENAME NAME PID ` — the fixed start of every test line.
     prefix: Vec<u8>,
@@ -56,7 +57,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(path: Path, net_timeout: Duration, name: &str, message: &[u8]) -> Monitor {
+    pub fn new(mode: Mode, net_timeout: Duration, name: &str, message: &[u8]) -> Monitor {
         use std::os::unix::ffi::OsStrExt;
         let mut prefix = nix::sys::utsname::uname()
             .map(|u| u.nodename().as_bytes().to_vec())
@@ -70,7 +71,7 @@ impl Monitor {
         suffix.extend_from_slice(message);
         suffix.extend_from_slice(b"\r\n");
         Monitor {
-            path,
+            mode,
             net_timeout,
             prefix,
             suffix,
@@ -78,21 +79,21 @@ impl Monitor {
     }
 
     fn port(&self) -> u16 {
-        match self.path {
-            Path::Loop { port, .. } | Path::Echo { port } => port,
+        match self.mode {
+            Mode::Loop { port, .. } | Mode::Echo { port } => port,
         }
     }
 
     /// Starts a test: connects to the monitor port. A refused connection fails
     /// the test at once.
-    pub fn start(&self, now: Instant) -> Option<Probe> {
-        if let Path::Loop { listener, .. } = &self.path {
+    pub fn start(&self, now: Time) -> Option<Probe> {
+        if let Mode::Loop { listener, .. } = &self.mode {
             // Connections left from before (a late return, a stranger) would
             // only stand in the way of this test's own.
             while accept(listener).is_ok() {}
         }
         let mut line = self.prefix.clone();
-        line.extend_from_slice((crate::sys::random_u64() >> 33).to_string().as_bytes());
+        line.extend_from_slice((crate::random::u64() >> 33).to_string().as_bytes());
         line.extend_from_slice(&self.suffix);
         match connect(self.port()) {
             Ok(out) => Some(Probe {
@@ -116,9 +117,9 @@ impl Monitor {
     pub fn interest<'a>(&'a self, probe: &'a Probe) -> (BorrowedFd<'a>, PollFlags) {
         match probe.step {
             Step::Connecting | Step::Writing => (probe.out.as_fd(), PollFlags::POLLOUT),
-            Step::Accepting => match &self.path {
-                Path::Loop { listener, .. } => (listener.as_fd(), PollFlags::POLLIN),
-                Path::Echo { .. } => (probe.out.as_fd(), PollFlags::POLLIN),
+            Step::Accepting => match &self.mode {
+                Mode::Loop { listener, .. } => (listener.as_fd(), PollFlags::POLLIN),
+                Mode::Echo { .. } => (probe.out.as_fd(), PollFlags::POLLIN),
             },
             Step::Reading => (
                 probe.back.as_ref().unwrap_or(&probe.out).as_fd(),
@@ -128,7 +129,7 @@ impl Monitor {
     }
 
     /// Moves the test on as far as it goes without waiting.
-    pub fn advance(&self, probe: &mut Probe, now: Instant) -> Outcome {
+    pub fn advance(&self, probe: &mut Probe, now: Time) -> Outcome {
         let timed_out = now >= probe.deadline;
         loop {
             match probe.step {
@@ -160,7 +161,7 @@ impl Monitor {
                     Err(_) => return self.again(probe, now),
                 },
                 Step::Accepting => {
-                    let Path::Loop { listener, .. } = &self.path else {
+                    let Mode::Loop { listener, .. } = &self.mode else {
                         probe.step = Step::Reading;
                         continue;
                     };
@@ -213,28 +214,28 @@ impl Monitor {
     }
 
     fn after_sending(&self) -> Step {
-        match self.path {
-            Path::Loop { .. } => Step::Accepting,
-            Path::Echo { .. } => Step::Reading,
+        match self.mode {
+            Mode::Loop { .. } => Step::Accepting,
+            Mode::Echo { .. } => Step::Reading,
         }
     }
 
-    fn compare(&self, probe: &mut Probe, now: Instant) -> Outcome {
+    fn compare(&self, probe: &mut Probe, now: Time) -> Outcome {
         if probe.got == probe.sent {
             log::debug!("connection ok");
             return Outcome::Passed;
         }
         log::debug!(
             "not what I sent: \"{}\" : \"{}\"",
-            String::from_utf8_lossy(&probe.sent),
-            String::from_utf8_lossy(&probe.got)
+            messages::shown(&probe.sent),
+            messages::shown(&probe.got)
         );
         self.again(probe, now)
     }
 
     /// One more attempt that sends nothing new (SPEC §6): loop mode waits for a
     /// new connection back, echo mode reads on.
-    fn again(&self, probe: &mut Probe, now: Instant) -> Outcome {
+    fn again(&self, probe: &mut Probe, now: Time) -> Outcome {
         if probe.second {
             log::debug!("tried connection 2 times and failed");
             return Outcome::Failed;
@@ -265,11 +266,11 @@ pub struct Probe {
     second: bool,
     written: usize,
     got: Vec<u8>,
-    deadline: Instant,
+    deadline: Time,
 }
 
 impl Probe {
-    pub fn deadline(&self) -> Instant {
+    pub fn deadline(&self) -> Time {
         self.deadline
     }
 }

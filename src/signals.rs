@@ -92,8 +92,8 @@ impl Signals {
     }
 
     /// Every signal that arrived since the last call, each once.
-    pub fn drain(&mut self) -> Vec<i32> {
-        self.delivery.pending().collect()
+    pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
+        self.delivery.pending()
     }
 
     /// The handled signals that were ignored when autossh started.

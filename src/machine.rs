@@ -1,0 +1,617 @@
+//! The supervisor's decisions (SPEC §5, §6, §7, §9.4–9.6) as a pure state
+//! machine: [`Machine::step`] takes one event and the time, and returns what
+//! to do. It reads no clock, makes no system call and allocates nothing;
+//! `supervisor` polls, turns what happened into events, carries out the
+//! actions, and sleeps until [`Machine::deadline`].
+//!
+//! Time is [`Time`], the time since autossh began on the monotonic clock.
+//! After every step no deadline lies at or before `now`: whatever was due has
+//! been done, so the loop never wakes for nothing (SPEC §8).
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::child::{Ended, SpawnError};
+use crate::messages::Note;
+
+/// Time since autossh began, on the monotonic clock (SPEC §9.8).
+pub type Time = Duration;
+
+/// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// The quiet after a network change before it is tested: a change is often a
+/// burst of messages.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+const SIGHUP: i32 = libc::SIGHUP;
+const SIGINT: i32 = libc::SIGINT;
+const SIGQUIT: i32 = libc::SIGQUIT;
+const SIGTERM: i32 = libc::SIGTERM;
+const SIGUSR1: i32 = libc::SIGUSR1;
+
+/// The rules of one run, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub gate_time: u32,
+    pub poll: u32,
+    pub first_poll: u32,
+    /// Whether ssh's tunnel is tested (SPEC §6).
+    pub monitored: bool,
+    pub max_start: Option<u32>,
+    /// 0: forever.
+    pub max_lifetime: u32,
+    /// How often to tell the service manager we are alive.
+    pub watchdog: Option<Duration>,
+    /// Whether there is a service manager to tell READY=1.
+    pub notify: bool,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// autossh is ready to start: the first event.
+    Start,
+    /// A handled signal (SIGCHLD here only for a child that was not ssh).
+    Signal(i32),
+    /// The answer to [`Action::Spawn`]: ssh runs with this pid...
+    Spawned {
+        pid: i32,
+    },
+    /// ...or could not be started.
+    SpawnFailed(SpawnError),
+    /// ssh ended and was reaped.
+    SshEnded(Ended),
+    /// The running connection test passed, or failed.
+    TestPassed,
+    TestFailed,
+    /// The kernel reported a change that can affect the tunnel.
+    NetworkChanged,
+    /// Only time passed (a deadline was reached).
+    Tick,
+}
+
+/// What to do, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Log(Note),
+    /// Start ssh; answered by `Spawned` or `SpawnFailed` before anything
+    /// else. Always the last action of its step.
+    Spawn,
+    /// SIGTERM (and SIGCONT) to ssh.
+    Terminate,
+    /// SIGKILL to ssh.
+    Kill,
+    /// Start a connection test; a test that fails at once is answered by
+    /// `TestFailed`.
+    StartTest,
+    /// Drop the running test.
+    CancelTest,
+    /// READY=1 to the service manager.
+    Ready,
+    /// WATCHDOG=1 to the service manager.
+    Watchdog,
+    /// Exit with this status; no ssh is left.
+    Exit(i32),
+}
+
+/// The actions of one step: a few, kept inline.
+#[derive(Debug, Clone, Copy)]
+pub struct Actions {
+    items: [Action; Actions::CAPACITY],
+    len: usize,
+}
+
+impl Actions {
+    /// More than any step makes (at most eight, as the table tests show).
+    const CAPACITY: usize = 12;
+
+    fn new() -> Actions {
+        Actions {
+            items: [Action::Ready; Actions::CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, action: Action) {
+        debug_assert!(self.len < Self::CAPACITY, "too many actions in one step");
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = action;
+            self.len += 1;
+        }
+    }
+
+    fn log(&mut self, note: Note) {
+        self.push(Action::Log(note));
+    }
+
+    pub fn as_slice(&self) -> &[Action] {
+        &self.items[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a Actions {
+    type Item = &'a Action;
+    type IntoIter = std::slice::Iter<'a, Action>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+/// What to do once ssh has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Restart,
+    Exit(i32),
+}
+
+/// The exit-status rules of SPEC §5: what to do, and the line that says so.
+pub fn judge(ended: Ended, first_start: bool, gate_time: u32, lived: Duration) -> (Then, Note) {
+    let status = match ended {
+        Ended::Signaled(signal) => return (Then::Restart, Note::EndedBySignal(signal)),
+        Ended::Exited(status) => status,
+    };
+    if first_start && gate_time != 0 && lived.as_secs() <= u64::from(gate_time) {
+        return (Then::Exit(1), Note::EndedPrematurely(status));
+    }
+    match status {
+        255 => (Then::Restart, Note::EndedRestarting(status)),
+        0 => (Then::Exit(0), Note::EndedExiting(status)),
+        1 | 2 if !first_start || gate_time == 0 => (Then::Restart, Note::EndedRestarting(status)),
+        _ => (Then::Exit(1), Note::EndedExiting(status)),
+    }
+}
+
+fn is_exit_signal(signal: i32) -> bool {
+    matches!(signal, SIGTERM | SIGINT | SIGQUIT)
+}
+
+/// Why a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The regular schedule (SPEC §6).
+    Poll,
+    /// A network change; the regular test stays due at `due`.
+    Change { due: Time },
+}
+
+/// The connection test of a running ssh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    /// No monitoring.
+    None,
+    Due(Time),
+    Running(Cause),
+}
+
+/// Where the loop is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before [`Event::Start`].
+    Begin,
+    /// The backoff wait before the next start.
+    Waiting {
+        until: Time,
+    },
+    /// [`Action::Spawn`] was given and is being answered.
+    Spawning,
+    Running {
+        pid: i32,
+        started: Time,
+        test: Test,
+    },
+    /// ssh was asked to stop; SIGKILL follows at `kill_at`.
+    Stopping {
+        pid: i32,
+        kill_at: Option<Time>,
+        then: Then,
+    },
+    /// Exited with this status.
+    Done(i32),
+}
+
+/// READY=1, once: when the first test passes, or when ssh has outlived the
+/// gate time, or at the start when there is neither (SPEC §5; systemd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Readiness {
+    sent: bool,
+}
+
+impl Readiness {
+    /// When a running ssh started at `started` counts as up.
+    fn deadline(&self, rules: &Rules, started: Time) -> Option<Time> {
+        (!self.sent && rules.gate_time > 0)
+            .then(|| started + Duration::from_secs(u64::from(rules.gate_time)))
+    }
+
+    fn set(&mut self, out: &mut Actions) {
+        if !self.sent {
+            self.sent = true;
+            out.push(Action::Ready);
+        }
+    }
+}
+
+/// WATCHDOG=1 at a fixed interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Watchdog {
+    every: Duration,
+    next: Time,
+}
+
+impl Watchdog {
+    fn run(&mut self, now: Time, out: &mut Actions) {
+        if now >= self.next {
+            out.push(Action::Watchdog);
+            self.next = now + self.every;
+        }
+    }
+}
+
+/// The decisions and what they remember.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    rules: Rules,
+    phase: Phase,
+    backoff: Backoff,
+    starts: u32,
+    /// When AUTOSSH_MAXLIFETIME ends the run (None: never, or already did).
+    lifetime_end: Option<Time>,
+    readiness: Readiness,
+    watchdog: Option<Watchdog>,
+    /// When a network change has settled and is to be tested.
+    settle_until: Option<Time>,
+}
+
+impl Machine {
+    /// A machine for `rules`, at time 0.
+    pub fn new(rules: Rules) -> Machine {
+        let lifetime_end =
+            (rules.max_lifetime > 0).then(|| Duration::from_secs(u64::from(rules.max_lifetime)));
+        Machine {
+            rules,
+            phase: Phase::Begin,
+            backoff: Backoff::default(),
+            starts: 0,
+            lifetime_end,
+            readiness: Readiness {
+                sent: !rules.notify,
+            },
+            watchdog: rules.watchdog.map(|every| Watchdog { every, next: every }),
+            settle_until: None,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// How many times ssh was started.
+    #[cfg(test)]
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The exit status, once the machine is done.
+    pub fn exited(&self) -> Option<i32> {
+        match self.phase {
+            Phase::Done(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The next time something is due; None: only an event can move it.
+    pub fn deadline(&self) -> Option<Time> {
+        let own = match self.phase {
+            Phase::Begin | Phase::Spawning | Phase::Done(_) => return None,
+            Phase::Waiting { until } => Some(until),
+            Phase::Running { started, test, .. } => {
+                let due = match test {
+                    Test::Due(at) => Some(at),
+                    Test::None | Test::Running(_) => None,
+                };
+                [due, self.readiness.deadline(&self.rules, started)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
+            Phase::Stopping { kill_at, .. } => kill_at,
+        };
+        [
+            own,
+            self.lifetime_end,
+            self.watchdog.map(|w| w.next),
+            self.settle_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Takes one event at `now` (never earlier than the last step's).
+    pub fn step(&mut self, event: Event, now: Time) -> Actions {
+        let mut out = Actions::new();
+        if let Phase::Done(_) = self.phase {
+            return out;
+        }
+        match event {
+            Event::Start => {
+                if self.phase == Phase::Begin {
+                    self.next_start(now, &mut out);
+                }
+            }
+            Event::Signal(signal) => self.on_signal(signal, now, &mut out),
+            Event::Spawned { pid } => {
+                if self.phase == Phase::Spawning {
+                    out.log(Note::ChildPid(pid));
+                    let test = if self.rules.monitored {
+                        Test::Due(now + secs(self.rules.first_poll))
+                    } else {
+                        Test::None
+                    };
+                    self.phase = Phase::Running {
+                        pid,
+                        started: now,
+                        test,
+                    };
+                    if self.rules.gate_time == 0 && !self.rules.monitored {
+                        self.readiness.set(&mut out);
+                    }
+                }
+            }
+            Event::SpawnFailed(error) => {
+                if self.phase == Phase::Spawning {
+                    out.log(Note::SpawnFailed(error));
+                    self.exit(1, &mut out);
+                }
+            }
+            Event::SshEnded(ended) => self.on_ended(ended, now, &mut out),
+            Event::TestPassed => {
+                if let Phase::Running {
+                    test: ref mut test @ Test::Running(cause),
+                    ..
+                } = self.phase
+                {
+                    let regular = now + secs(self.rules.poll);
+                    *test = Test::Due(match cause {
+                        Cause::Poll => regular,
+                        // A test for a change leaves the schedule alone, unless
+                        // the regular one fell due meanwhile: this one stands
+                        // for it.
+                        Cause::Change { due } if due > now => due,
+                        Cause::Change { .. } => regular,
+                    });
+                    self.readiness.set(&mut out);
+                }
+            }
+            Event::TestFailed => {
+                if let Phase::Running {
+                    test: ref mut test @ Test::Running(_),
+                    ..
+                } = self.phase
+                {
+                    *test = Test::None;
+                    out.log(Note::PortDown);
+                    self.stop(Then::Restart, now, &mut out);
+                }
+            }
+            Event::NetworkChanged => {
+                if self.rules.monitored {
+                    // Each change pushes the test back: it runs after a quiet second.
+                    self.settle_until = Some(now + SETTLE);
+                }
+            }
+            Event::Tick => {}
+        }
+        self.run_due(now, &mut out);
+        out
+    }
+
+    /// Does everything that is due at `now`.
+    fn run_due(&mut self, now: Time, out: &mut Actions) {
+        if matches!(self.phase, Phase::Begin | Phase::Spawning | Phase::Done(_)) {
+            return;
+        }
+        if let Some(watchdog) = self.watchdog.as_mut() {
+            watchdog.run(now, out);
+        }
+        self.lifetime(now, out);
+        if let Phase::Done(_) = self.phase {
+            return;
+        }
+        if self.settle_until.is_some_and(|at| now >= at)
+            && !matches!(self.phase, Phase::Running { .. })
+        {
+            // ssh is being replaced: the new one is tested anyway.
+            self.settle_until = None;
+        }
+        match self.phase {
+            Phase::Waiting { until } if now >= until => self.launch(now, out),
+            Phase::Stopping {
+                pid,
+                kill_at: Some(at),
+                then,
+            } if now >= at => {
+                out.log(Note::KillingStubborn(pid));
+                out.push(Action::Kill);
+                self.phase = Phase::Stopping {
+                    pid,
+                    kill_at: None,
+                    then,
+                };
+            }
+            Phase::Running {
+                pid,
+                started,
+                mut test,
+            } => {
+                if self
+                    .readiness
+                    .deadline(&self.rules, started)
+                    .is_some_and(|at| now >= at)
+                {
+                    self.readiness.set(out);
+                }
+                let settled = self.settle_until.is_some_and(|at| now >= at);
+                if settled {
+                    // One test for the change, unless one is running already.
+                    self.settle_until = None;
+                }
+                if let Test::Due(due) = test {
+                    if now >= due {
+                        test = Test::Running(Cause::Poll);
+                    } else if settled {
+                        out.log(Note::NetworkChanged);
+                        test = Test::Running(Cause::Change { due });
+                    }
+                    if let Test::Running(_) = test {
+                        out.push(Action::StartTest);
+                    }
+                }
+                self.phase = Phase::Running { pid, started, test };
+            }
+            _ => {}
+        }
+    }
+
+    /// AUTOSSH_MAXLIFETIME: once reached, ssh is stopped and autossh exits 0.
+    fn lifetime(&mut self, now: Time, out: &mut Actions) {
+        if matches!(self.phase, Phase::Begin | Phase::Spawning | Phase::Done(_))
+            || self.lifetime_end.is_none_or(|end| now < end)
+        {
+            return;
+        }
+        self.lifetime_end = None;
+        out.log(Note::LifetimeReached);
+        match &mut self.phase {
+            Phase::Waiting { .. } => self.exit(0, out),
+            Phase::Running { .. } => self.stop(Then::Exit(0), now, out),
+            Phase::Stopping { then, .. } => {
+                if *then == Then::Restart {
+                    *then = Then::Exit(0);
+                }
+            }
+            Phase::Begin | Phase::Spawning | Phase::Done(_) => {}
+        }
+    }
+
+    fn on_signal(&mut self, signal: i32, now: Time, out: &mut Actions) {
+        match &mut self.phase {
+            Phase::Waiting { .. } => {
+                if is_exit_signal(signal) {
+                    out.log(Note::ExitSignal(signal));
+                    self.exit(1, out);
+                } else if matches!(signal, SIGHUP | SIGUSR1) {
+                    // A prod: retry now, keeping the count of quick starts (SPEC §9.6).
+                    self.launch(now, out);
+                }
+            }
+            Phase::Running { .. } => {
+                if is_exit_signal(signal) {
+                    out.log(Note::ExitSignal(signal));
+                    self.stop(Then::Exit(1), now, out);
+                } else if signal == SIGUSR1 {
+                    out.log(Note::RestartSignal);
+                    self.stop(Then::Restart, now, out);
+                }
+                // HUP, USR2 and the rest: no effect, also during a test (SPEC §5, §9.15).
+            }
+            Phase::Stopping { then, .. } => {
+                // Already on the way out: only an exit signal changes where to.
+                if is_exit_signal(signal) && *then == Then::Restart {
+                    out.log(Note::ExitSignal(signal));
+                    *then = Then::Exit(1);
+                }
+            }
+            Phase::Begin | Phase::Spawning | Phase::Done(_) => {}
+        }
+    }
+
+    fn on_ended(&mut self, ended: Ended, now: Time, out: &mut Actions) {
+        match self.phase {
+            Phase::Running { started, test, .. } => {
+                if let Test::Running(_) = test {
+                    out.push(Action::CancelTest);
+                }
+                let (then, note) = judge(
+                    ended,
+                    self.starts == 1,
+                    self.rules.gate_time,
+                    now.saturating_sub(started),
+                );
+                out.log(note);
+                self.after_stop(then, now, out);
+            }
+            Phase::Stopping { then, .. } => self.after_stop(then, now, out),
+            _ => {}
+        }
+    }
+
+    /// Asks ssh to stop; what follows its end is `then`.
+    fn stop(&mut self, then: Then, now: Time, out: &mut Actions) {
+        let Phase::Running { pid, test, .. } = self.phase else {
+            return;
+        };
+        if let Test::Running(_) = test {
+            out.push(Action::CancelTest);
+        }
+        out.push(Action::Terminate);
+        self.phase = Phase::Stopping {
+            pid,
+            kill_at: Some(now + KILL_GRACE),
+            then,
+        };
+    }
+
+    fn after_stop(&mut self, then: Then, now: Time, out: &mut Actions) {
+        match then {
+            Then::Restart => self.next_start(now, out),
+            Then::Exit(code) => self.exit(code, out),
+        }
+    }
+
+    /// MAXSTART, then the backoff, then the start (SPEC §5).
+    fn next_start(&mut self, now: Time, out: &mut Actions) {
+        if self.rules.max_start.is_some_and(|max| self.starts >= max) {
+            out.log(Note::MaxStartReached);
+            return self.exit(0, out);
+        }
+        let (tries, wait) = self.backoff.before_start(now, self.rules.poll);
+        out.log(Note::Tries(tries));
+        if wait.is_zero() {
+            return self.launch(now, out);
+        }
+        out.log(Note::Sleeping(wait.as_secs()));
+        self.phase = Phase::Waiting { until: now + wait };
+    }
+
+    fn launch(&mut self, now: Time, out: &mut Actions) {
+        // Nothing starts once the lifetime is over, however late we are.
+        if self.lifetime_end.is_some_and(|end| now >= end) {
+            self.lifetime_end = None;
+            out.log(Note::LifetimeReached);
+            return self.exit(0, out);
+        }
+        self.starts = self.starts.saturating_add(1);
+        out.log(Note::Starting {
+            count: self.starts,
+            max: self.rules.max_start,
+        });
+        self.backoff.started(now);
+        self.settle_until = None;
+        out.push(Action::Spawn);
+        self.phase = Phase::Spawning;
+    }
+
+    fn exit(&mut self, code: i32, out: &mut Actions) {
+        out.push(Action::Exit(code));
+        self.phase = Phase::Done(code);
+    }
+}
+
+fn secs(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n))
+}
+
+#[cfg(test)]
+mod tests;

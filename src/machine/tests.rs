@@ -1,0 +1,1058 @@
+//! The decisions as tables (every phase × event of SPEC §5–7, §9.4–9.6), and
+//! a deterministic simulation that drives the machine with seeded random
+//! events and clock jumps and checks its invariants after every step.
+
+use super::*;
+use crate::messages::Note;
+use nix::errno::Errno;
+
+const HUP: i32 = libc::SIGHUP;
+const USR1: i32 = libc::SIGUSR1;
+const USR2: i32 = libc::SIGUSR2;
+const TERM: i32 = libc::SIGTERM;
+const INT: i32 = libc::SIGINT;
+const QUIT: i32 = libc::SIGQUIT;
+const CHLD: i32 = libc::SIGCHLD;
+const ALRM: i32 = libc::SIGALRM;
+
+const PID: i32 = 4242;
+
+fn s(n: u64) -> Time {
+    Duration::from_secs(n)
+}
+
+fn ms(n: u64) -> Time {
+    Duration::from_millis(n)
+}
+
+fn rules() -> Rules {
+    Rules {
+        gate_time: 0,
+        poll: 600,
+        first_poll: 600,
+        monitored: false,
+        max_start: None,
+        max_lifetime: 0,
+        watchdog: None,
+        notify: false,
+    }
+}
+
+fn monitored() -> Rules {
+    Rules {
+        monitored: true,
+        poll: 60,
+        first_poll: 30,
+        ..rules()
+    }
+}
+
+/// The actions as one line: log lines by their text.
+fn show(actions: &Actions) -> String {
+    actions
+        .as_slice()
+        .iter()
+        .map(|a| match a {
+            Action::Log(note) => note.text("autossh", b"/usr/bin/ssh"),
+            Action::Spawn => "spawn".into(),
+            Action::Terminate => "terminate".into(),
+            Action::Kill => "kill".into(),
+            Action::StartTest => "start test".into(),
+            Action::CancelTest => "cancel test".into(),
+            Action::Ready => "ready".into(),
+            Action::Watchdog => "watchdog".into(),
+            Action::Exit(code) => format!("exit {code}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A machine and its clock.
+struct Run {
+    m: Machine,
+    now: Time,
+}
+
+impl Run {
+    fn new(rules: Rules) -> Run {
+        Run {
+            m: Machine::new(rules),
+            now: Time::ZERO,
+        }
+    }
+
+    fn at(&mut self, now: Time, event: Event) -> String {
+        self.now = now;
+        show(&self.m.step(event, now))
+    }
+
+    fn now(&mut self, event: Event) -> String {
+        self.at(self.now, event)
+    }
+
+    fn after(&mut self, d: Duration, event: Event) -> String {
+        self.at(self.now + d, event)
+    }
+
+    /// Started and running ssh `PID`.
+    fn running(rules: Rules) -> Run {
+        let mut r = Run::new(rules);
+        assert!(r.now(Event::Start).ends_with("spawn"));
+        r.now(Event::Spawned { pid: PID });
+        assert!(matches!(r.m.phase(), Phase::Running { .. }));
+        r
+    }
+
+    /// Running, with its first test under way.
+    fn testing(rules: Rules) -> Run {
+        let mut r = Run::running(rules);
+        let first = s(rules.first_poll.into());
+        assert_eq!(r.at(first, Event::Tick), "start test");
+        r
+    }
+
+    /// ssh asked to stop by USR1, to be restarted.
+    fn stopping(rules: Rules) -> Run {
+        let mut r = Run::running(rules);
+        r.after(s(1), Event::Signal(USR1));
+        assert!(matches!(
+            r.m.phase(),
+            Phase::Stopping {
+                then: Then::Restart,
+                ..
+            }
+        ));
+        r
+    }
+
+    /// In the backoff wait: seven quick starts have been made.
+    fn waiting(rules: Rules) -> Run {
+        let mut r = Run::running(rules);
+        for pid in 1..=20 {
+            r.after(ms(100), Event::SshEnded(Ended::Exited(255)));
+            match r.m.phase() {
+                Phase::Spawning => r.now(Event::Spawned { pid }),
+                _ => break,
+            };
+        }
+        assert!(
+            matches!(r.m.phase(), Phase::Waiting { .. }),
+            "{:?}",
+            r.m.phase()
+        );
+        r
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.m.phase() {
+            Phase::Begin => "begin",
+            Phase::Waiting { .. } => "waiting",
+            Phase::Spawning => "spawning",
+            Phase::Running {
+                test: Test::Running(_),
+                ..
+            } => "testing",
+            Phase::Running { .. } => "running",
+            Phase::Stopping {
+                then: Then::Restart,
+                ..
+            } => "stopping to restart",
+            Phase::Stopping {
+                then: Then::Exit(_),
+                ..
+            } => "stopping to exit",
+            Phase::Done(_) => "done",
+        }
+    }
+}
+
+#[test]
+fn the_first_start() {
+    let mut r = Run::new(rules());
+    assert_eq!(r.m.deadline(), None);
+    assert_eq!(
+        r.now(Event::Start),
+        "checking for grace period, tries = 0; starting ssh (count 1); spawn"
+    );
+    assert_eq!(r.now(Event::Spawned { pid: PID }), "ssh child pid is 4242");
+    let mut r = Run::new(Rules {
+        max_start: Some(3),
+        ..rules()
+    });
+    assert!(r.now(Event::Start).contains("starting ssh (count 1 of 3)"));
+    // Nothing runs until Start.
+    let mut r = Run::new(rules());
+    assert_eq!(r.now(Event::Signal(TERM)), "");
+    assert_eq!(r.now(Event::Tick), "");
+}
+
+#[test]
+fn a_failed_start_is_fatal() {
+    let mut r = Run::new(rules());
+    r.now(Event::Start);
+    assert_eq!(
+        r.now(Event::SpawnFailed(SpawnError::Exec(Errno::ENOENT))),
+        "/usr/bin/ssh: No such file or directory; exit 1"
+    );
+    assert_eq!(r.m.exited(), Some(1));
+    let mut r = Run::new(rules());
+    r.now(Event::Start);
+    assert_eq!(
+        r.now(Event::SpawnFailed(SpawnError::Fork(Errno::EAGAIN))),
+        "fork: Resource temporarily unavailable; exit 1"
+    );
+}
+
+/// SPEC §5 and §9.6: each signal in each phase.
+#[test]
+fn signals_in_every_phase() {
+    type Make = fn(Rules) -> Run;
+    let phases: [(&str, Make); 4] = [
+        ("waiting", Run::waiting),
+        ("running", Run::running),
+        ("testing", Run::testing),
+        ("stopping", Run::stopping),
+    ];
+    let table: [(&str, i32, &str, &str); 28] = [
+        ("waiting", HUP, "starting ssh (count 9); spawn", "spawning"),
+        ("waiting", USR1, "starting ssh (count 9); spawn", "spawning"),
+        (
+            "waiting",
+            TERM,
+            "received signal to exit (15); exit 1",
+            "done",
+        ),
+        (
+            "waiting",
+            INT,
+            "received signal to exit (2); exit 1",
+            "done",
+        ),
+        (
+            "waiting",
+            QUIT,
+            "received signal to exit (3); exit 1",
+            "done",
+        ),
+        ("waiting", USR2, "", "waiting"),
+        ("waiting", CHLD, "", "waiting"),
+        ("running", HUP, "", "running"),
+        (
+            "running",
+            USR1,
+            "signalled to kill and restart ssh; terminate",
+            "stopping to restart",
+        ),
+        (
+            "running",
+            TERM,
+            "received signal to exit (15); terminate",
+            "stopping to exit",
+        ),
+        (
+            "running",
+            INT,
+            "received signal to exit (2); terminate",
+            "stopping to exit",
+        ),
+        (
+            "running",
+            QUIT,
+            "received signal to exit (3); terminate",
+            "stopping to exit",
+        ),
+        ("running", USR2, "", "running"),
+        ("running", CHLD, "", "running"),
+        ("testing", HUP, "", "testing"),
+        (
+            "testing",
+            USR1,
+            "signalled to kill and restart ssh; cancel test; terminate",
+            "stopping to restart",
+        ),
+        (
+            "testing",
+            TERM,
+            "received signal to exit (15); cancel test; terminate",
+            "stopping to exit",
+        ),
+        (
+            "testing",
+            INT,
+            "received signal to exit (2); cancel test; terminate",
+            "stopping to exit",
+        ),
+        (
+            "testing",
+            QUIT,
+            "received signal to exit (3); cancel test; terminate",
+            "stopping to exit",
+        ),
+        ("testing", USR2, "", "testing"),
+        ("testing", CHLD, "", "testing"),
+        ("stopping", HUP, "", "stopping to restart"),
+        ("stopping", USR1, "", "stopping to restart"),
+        (
+            "stopping",
+            TERM,
+            "received signal to exit (15)",
+            "stopping to exit",
+        ),
+        (
+            "stopping",
+            INT,
+            "received signal to exit (2)",
+            "stopping to exit",
+        ),
+        (
+            "stopping",
+            QUIT,
+            "received signal to exit (3)",
+            "stopping to exit",
+        ),
+        ("stopping", USR2, "", "stopping to restart"),
+        ("stopping", CHLD, "", "stopping to restart"),
+    ];
+    for (phase, signal, actions, after) in table {
+        let make = phases.iter().find(|(p, _)| *p == phase).unwrap().1;
+        let mut r = make(monitored());
+        assert!(r.kind().starts_with(phase), "{} for {phase}", r.kind());
+        assert_eq!(
+            r.after(ms(10), Event::Signal(signal)),
+            actions,
+            "{phase} × {signal}"
+        );
+        assert_eq!(r.kind(), after, "{phase} × {signal}");
+    }
+    // ALRM is handled and does nothing anywhere.
+    for (phase, make) in phases {
+        let mut r = make(monitored());
+        assert_eq!(r.after(ms(10), Event::Signal(ALRM)), "", "{phase}");
+    }
+}
+
+#[test]
+fn a_prod_keeps_the_count_of_quick_starts() {
+    let mut r = Run::waiting(monitored());
+    r.after(ms(10), Event::Signal(HUP));
+    r.now(Event::Spawned { pid: 9 });
+    // The next quick start waits longer than the one the prod cut short.
+    r.after(ms(10), Event::SshEnded(Ended::Exited(255)));
+    assert!(
+        r.now(Event::Tick).is_empty() && matches!(r.m.phase(), Phase::Waiting { .. }),
+        "{:?}",
+        r.m.phase()
+    );
+    let Phase::Waiting { until } = r.m.phase() else {
+        unreachable!()
+    };
+    assert_eq!(until - r.now, s(3));
+}
+
+#[test]
+fn the_end_of_a_stop() {
+    // To restart: through the backoff.
+    let mut r = Run::stopping(monitored());
+    assert_eq!(
+        r.after(ms(50), Event::SshEnded(Ended::Signaled(15))),
+        "checking for grace period, tries = 1; starting ssh (count 2); spawn"
+    );
+    // To exit: no line about how ssh ended.
+    let mut r = Run::running(monitored());
+    r.now(Event::Signal(TERM));
+    assert_eq!(
+        r.after(ms(50), Event::SshEnded(Ended::Exited(255))),
+        "exit 1"
+    );
+    assert_eq!(r.m.exited(), Some(1));
+    assert_eq!(r.m.deadline(), None);
+    // Done is done.
+    assert_eq!(r.now(Event::Start), "");
+    assert_eq!(r.now(Event::Signal(USR1)), "");
+}
+
+#[test]
+fn sigkill_five_seconds_after_sigterm() {
+    let mut r = Run::stopping(rules());
+    let asked = r.now;
+    assert_eq!(r.m.deadline(), Some(asked + KILL_GRACE));
+    assert_eq!(r.at(asked + ms(4999), Event::Tick), "");
+    assert_eq!(
+        r.at(asked + KILL_GRACE, Event::Tick),
+        "ssh child pid 4242 did not exit on SIGTERM; sending SIGKILL; kill"
+    );
+    assert_eq!(r.m.deadline(), None);
+    assert_eq!(r.after(s(100), Event::Tick), "");
+    assert!(r
+        .now(Event::SshEnded(Ended::Signaled(9)))
+        .ends_with("spawn"));
+}
+
+/// SPEC §5: how ssh ended, while it runs and while it is tested.
+#[test]
+fn ssh_ending_while_running_and_mid_test() {
+    let table: [(Ended, &str); 6] = [
+        (
+            Ended::Exited(255),
+            "ssh exited with error status 255; restarting ssh; checking for grace period, tries = 0; starting ssh (count 2); spawn",
+        ),
+        (Ended::Exited(0), "ssh exited with status 0; autossh exiting; exit 0"),
+        (
+            Ended::Exited(1),
+            "ssh exited with error status 1; restarting ssh; checking for grace period, tries = 0; starting ssh (count 2); spawn",
+        ),
+        (Ended::Exited(3), "ssh exited with status 3; autossh exiting; exit 1"),
+        (
+            Ended::Signaled(9),
+            "ssh exited on signal 9, restarting ssh; checking for grace period, tries = 0; starting ssh (count 2); spawn",
+        ),
+        (
+            Ended::Signaled(15),
+            "ssh exited on signal 15, restarting ssh; checking for grace period, tries = 0; starting ssh (count 2); spawn",
+        ),
+    ];
+    for (ended, expected) in table {
+        let mut r = Run::running(monitored());
+        assert_eq!(r.at(s(20), Event::SshEnded(ended)), expected, "{ended:?}");
+        let mut r = Run::testing(monitored());
+        assert_eq!(
+            r.after(s(1), Event::SshEnded(ended)),
+            format!("cancel test; {expected}"),
+            "{ended:?} mid-test"
+        );
+        // A late answer of the dropped test changes nothing.
+        assert_eq!(r.now(Event::TestFailed), "");
+    }
+}
+
+#[test]
+fn the_gate_time() {
+    let gated = Rules {
+        gate_time: 30,
+        ..rules()
+    };
+    let mut r = Run::running(gated);
+    assert_eq!(
+        r.at(s(30), Event::SshEnded(Ended::Exited(255))),
+        "ssh exited prematurely with status 255; autossh exiting; exit 1"
+    );
+    let mut r = Run::running(gated);
+    assert!(r
+        .at(s(31), Event::SshEnded(Ended::Exited(255)))
+        .ends_with("spawn"));
+    // 1 and 2 restart only after the first start, or without a gate.
+    let mut r = Run::running(gated);
+    assert_eq!(
+        r.at(s(40), Event::SshEnded(Ended::Exited(2))),
+        "ssh exited with status 2; autossh exiting; exit 1"
+    );
+    let mut r = Run::running(gated);
+    r.at(s(40), Event::SshEnded(Ended::Exited(255)));
+    r.now(Event::Spawned { pid: 2 });
+    assert!(r
+        .at(s(41), Event::SshEnded(Ended::Exited(2)))
+        .starts_with("ssh exited with error status 2; restarting ssh"));
+    // A signal is no premature exit.
+    let mut r = Run::running(gated);
+    assert!(r
+        .at(s(1), Event::SshEnded(Ended::Signaled(9)))
+        .starts_with("ssh exited on signal 9, restarting ssh"));
+}
+
+#[test]
+fn max_start() {
+    let mut r = Run::running(Rules {
+        max_start: Some(2),
+        ..rules()
+    });
+    assert!(r
+        .at(s(100), Event::SshEnded(Ended::Exited(255)))
+        .ends_with("starting ssh (count 2 of 2); spawn"));
+    r.now(Event::Spawned { pid: 2 });
+    assert_eq!(
+        r.at(s(200), Event::SshEnded(Ended::Exited(255))),
+        "ssh exited with error status 255; restarting ssh; max start count reached; exiting; exit 0"
+    );
+    // Also after a restart asked for.
+    let mut r = Run::stopping(Rules {
+        max_start: Some(1),
+        ..rules()
+    });
+    assert_eq!(
+        r.after(s(1), Event::SshEnded(Ended::Signaled(15))),
+        "max start count reached; exiting; exit 0"
+    );
+}
+
+/// SPEC §3 MAXLIFETIME, in each phase.
+#[test]
+fn lifetime_in_every_phase() {
+    let lived = Rules {
+        max_lifetime: 100,
+        ..monitored()
+    };
+    let end = s(100);
+    let reached = "exceeded maximum time to live, shutting down";
+
+    let r = Run::waiting(lived);
+    assert_eq!(r.m.deadline(), Some(r.now + s(1)));
+    let mut r = Run::waiting(Rules {
+        max_lifetime: 1,
+        ..monitored()
+    });
+    assert_eq!(r.at(s(1), Event::Tick), format!("{reached}; exit 0"));
+
+    let mut r = Run::running(Rules {
+        first_poll: 600,
+        poll: 600,
+        ..lived
+    });
+    assert_eq!(r.m.deadline(), Some(end));
+    assert_eq!(r.at(end, Event::Tick), format!("{reached}; terminate"));
+    assert_eq!(
+        r.after(s(1), Event::SshEnded(Ended::Signaled(15))),
+        "exit 0"
+    );
+
+    let mut r = Run::testing(lived);
+    assert_eq!(
+        r.at(end, Event::Tick),
+        format!("{reached}; cancel test; terminate")
+    );
+    assert_eq!(r.after(s(1), Event::SshEnded(Ended::Exited(255))), "exit 0");
+
+    let mut r = Run::running(lived);
+    r.at(s(98), Event::Signal(USR1));
+    assert_eq!(r.at(end, Event::Tick), reached);
+    assert_eq!(
+        r.after(s(1), Event::SshEnded(Ended::Signaled(15))),
+        "exit 0"
+    );
+
+    // An exit asked for by a signal keeps its status.
+    let mut r = Run::running(Rules {
+        first_poll: 600,
+        poll: 600,
+        ..lived
+    });
+    r.at(s(97), Event::Signal(TERM));
+    assert_eq!(r.at(end, Event::Tick), reached);
+    assert_eq!(
+        r.after(s(1), Event::SshEnded(Ended::Signaled(15))),
+        "exit 1"
+    );
+
+    // Lifetime and a due test at the same time: no test starts.
+    let mut r = Run::running(Rules {
+        first_poll: 100,
+        ..lived
+    });
+    assert_eq!(r.at(end, Event::Tick), format!("{reached}; terminate"));
+}
+
+/// SPEC §6: the schedule, a pass, a failure.
+#[test]
+fn tests_follow_the_schedule() {
+    let mut r = Run::running(monitored());
+    assert_eq!(r.m.deadline(), Some(s(30)));
+    assert_eq!(r.at(s(29), Event::Tick), "");
+    assert_eq!(r.at(s(30), Event::Tick), "start test");
+    assert_eq!(r.m.deadline(), None);
+    assert_eq!(r.after(ms(300), Event::TestPassed), "");
+    assert_eq!(r.m.deadline(), Some(r.now + s(60)));
+    assert_eq!(r.at(r.now + s(60), Event::Tick), "start test");
+    assert_eq!(
+        r.after(s(15), Event::TestFailed),
+        "port down, restarting ssh; terminate"
+    );
+    assert_eq!(r.kind(), "stopping to restart");
+    // Without monitoring no test is ever due.
+    let r = Run::running(rules());
+    assert_eq!(r.m.deadline(), None);
+}
+
+/// SPEC §9 (network changes): one test after a quiet second.
+#[test]
+fn network_changes() {
+    let mut r = Run::running(monitored());
+    assert_eq!(r.at(s(5), Event::NetworkChanged), "");
+    assert_eq!(r.at(ms(5500), Event::NetworkChanged), "");
+    assert_eq!(r.m.deadline(), Some(ms(6500)));
+    assert_eq!(
+        r.at(ms(6500), Event::Tick),
+        "network changed, testing the connection; start test"
+    );
+    // A pass leaves the regular schedule alone.
+    assert_eq!(r.after(ms(100), Event::TestPassed), "");
+    assert_eq!(r.m.deadline(), Some(s(30)));
+    // A change during a test starts no second one.
+    assert_eq!(r.at(s(30), Event::Tick), "start test");
+    r.at(ms(30100), Event::NetworkChanged);
+    assert_eq!(r.at(ms(31100), Event::Tick), "");
+    assert_eq!(r.kind(), "testing");
+    // A change whose test outlasts the regular time stands for it.
+    let mut r = Run::running(monitored());
+    r.at(s(28), Event::NetworkChanged);
+    assert_eq!(
+        r.at(s(29), Event::Tick),
+        "network changed, testing the connection; start test"
+    );
+    assert_eq!(r.at(s(31), Event::TestPassed), "");
+    assert_eq!(r.m.deadline(), Some(s(91)));
+    // A failure replaces ssh.
+    let mut r = Run::running(monitored());
+    r.at(s(1), Event::NetworkChanged);
+    r.at(s(2), Event::Tick);
+    assert_eq!(
+        r.at(s(3), Event::TestFailed),
+        "port down, restarting ssh; terminate"
+    );
+    // Without monitoring a change does nothing.
+    let mut r = Run::running(rules());
+    r.at(s(1), Event::NetworkChanged);
+    assert_eq!(r.m.deadline(), None);
+    // A change while ssh is replaced is not tested on the new one.
+    let mut r = Run::stopping(monitored());
+    r.after(ms(100), Event::NetworkChanged);
+    r.after(ms(100), Event::SshEnded(Ended::Signaled(15)));
+    r.now(Event::Spawned { pid: 5 });
+    assert_eq!(r.m.deadline(), Some(r.now + s(30)));
+}
+
+/// The service manager: READY=1 once, the watchdog at its interval.
+#[test]
+fn readiness_and_watchdog() {
+    let told = Rules {
+        notify: true,
+        ..rules()
+    };
+    // No gate, no test: ready once ssh runs.
+    let mut r = Run::new(told);
+    r.now(Event::Start);
+    assert_eq!(
+        r.now(Event::Spawned { pid: 1 }),
+        "ssh child pid is 1; ready"
+    );
+    // A gate: when ssh outlives it.
+    let mut r = Run::running(Rules {
+        gate_time: 30,
+        ..told
+    });
+    assert_eq!(r.m.deadline(), Some(s(30)));
+    assert_eq!(r.at(s(30), Event::Tick), "ready");
+    assert_eq!(r.m.deadline(), None);
+    // Monitored: at the first pass, which may come before the gate.
+    let mut r = Run::testing(Rules {
+        gate_time: 60,
+        notify: true,
+        ..monitored()
+    });
+    assert_eq!(r.after(s(1), Event::TestPassed), "ready");
+    assert_eq!(r.after(s(100), Event::Tick), "start test");
+    assert_eq!(r.after(s(1), Event::TestPassed), "");
+    // Without a manager, never.
+    let mut r = Run::testing(monitored());
+    assert_eq!(r.after(s(1), Event::TestPassed), "");
+    // The watchdog.
+    let mut r = Run::running(Rules {
+        watchdog: Some(s(10)),
+        ..rules()
+    });
+    assert_eq!(r.m.deadline(), Some(s(10)));
+    assert_eq!(r.at(s(10), Event::Tick), "watchdog");
+    assert_eq!(r.m.deadline(), Some(s(20)));
+    // Late (a suspended machine): once, and the next a full interval on.
+    assert_eq!(r.at(s(95), Event::Tick), "watchdog");
+    assert_eq!(r.m.deadline(), Some(s(105)));
+}
+
+/// SPEC §5 exit-status rules as a pure function.
+#[test]
+fn judge_rules() {
+    let v = |ended, first, gate, lived| judge(ended, first, gate, s(lived));
+    for status in [0, 1, 2, 3, 255] {
+        assert_eq!(
+            v(Ended::Exited(status), true, 30, 30),
+            (Then::Exit(1), Note::EndedPrematurely(status))
+        );
+    }
+    let restart = |st| (Then::Restart, Note::EndedRestarting(st));
+    let exit = |code, st| (Then::Exit(code), Note::EndedExiting(st));
+    assert_eq!(v(Ended::Exited(255), true, 30, 31), restart(255));
+    assert_eq!(v(Ended::Exited(255), true, 0, 0), restart(255));
+    assert_eq!(v(Ended::Exited(0), false, 30, 0), exit(0, 0));
+    assert_eq!(v(Ended::Exited(0), true, 0, 0), exit(0, 0));
+    assert_eq!(v(Ended::Exited(1), true, 30, 31), exit(1, 1));
+    assert_eq!(v(Ended::Exited(2), true, 30, 31), exit(1, 2));
+    assert_eq!(v(Ended::Exited(1), true, 0, 0), restart(1));
+    assert_eq!(v(Ended::Exited(2), false, 30, 0), restart(2));
+    assert_eq!(v(Ended::Exited(3), false, 0, 100), exit(1, 3));
+    assert_eq!(v(Ended::Exited(254), true, 0, 100), exit(1, 254));
+    assert_eq!(
+        v(Ended::Signaled(9), true, 30, 0),
+        (Then::Restart, Note::EndedBySignal(9))
+    );
+}
+
+// ---- the simulation ----
+
+/// splitmix64: small, fast, and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+fn random_rules(rng: &mut Rng) -> Rules {
+    let poll = if rng.chance(50) {
+        rng.pick(&[1, 2, 10, 60, 600])
+    } else {
+        1 + rng.below(1000) as u32
+    };
+    Rules {
+        gate_time: rng.pick(&[0, 0, 1, 30]),
+        poll,
+        first_poll: 1 + rng.below(u64::from(poll)) as u32,
+        monitored: rng.chance(60),
+        max_start: rng.chance(40).then(|| 1 + rng.below(6) as u32),
+        max_lifetime: if rng.chance(40) {
+            1 + rng.below(3000) as u32
+        } else {
+            0
+        },
+        watchdog: rng
+            .chance(50)
+            .then(|| Duration::from_millis(1 + rng.below(60_000))),
+        notify: rng.chance(50),
+    }
+}
+
+/// The simulated ssh.
+struct Ssh {
+    pid: i32,
+    asked_at: Option<Time>,
+    killed: bool,
+    /// Ignores SIGTERM.
+    stubborn: bool,
+}
+
+/// The world around the machine, and the invariants checked against it.
+struct World {
+    rules: Rules,
+    ssh: Option<Ssh>,
+    next_pid: i32,
+    testing: bool,
+    spawns: u32,
+    ready: u32,
+    /// The status the first reason to exit called for.
+    reason: Option<i32>,
+    exited: Option<i32>,
+}
+
+/// The status that a line announcing the end calls for.
+fn reason_of(note: Note) -> Option<i32> {
+    match note {
+        Note::MaxStartReached | Note::LifetimeReached | Note::EndedExiting(0) => Some(0),
+        Note::EndedExiting(_)
+        | Note::EndedPrematurely(_)
+        | Note::ExitSignal(_)
+        | Note::SpawnFailed(_) => Some(1),
+        _ => None,
+    }
+}
+
+impl World {
+    fn new(rules: Rules) -> World {
+        World {
+            rules,
+            ssh: None,
+            next_pid: 100,
+            testing: false,
+            spawns: 0,
+            ready: 0,
+            reason: None,
+            exited: None,
+        }
+    }
+
+    fn lifetime_over(&self, now: Time) -> bool {
+        self.rules.max_lifetime > 0 && now >= s(self.rules.max_lifetime.into())
+    }
+
+    /// Carries out one step's actions; returns how many steps were made.
+    fn apply(&mut self, m: &mut Machine, actions: &Actions, now: Time, rng: &mut Rng) -> usize {
+        let mut steps = 1;
+        let list = actions.as_slice();
+        for (i, action) in list.iter().enumerate() {
+            assert!(self.exited.is_none(), "{action:?} after the exit");
+            match *action {
+                Action::Log(note) => {
+                    if let Note::Sleeping(secs) = note {
+                        assert!(secs <= u64::from(self.rules.poll), "waits {secs} s");
+                    }
+                    if self.reason.is_none() {
+                        self.reason = reason_of(note);
+                    }
+                }
+                Action::Spawn => {
+                    assert_eq!(i + 1, list.len(), "Spawn is not the last action");
+                    assert!(self.ssh.is_none(), "a second ssh is started");
+                    assert!(self.reason.is_none(), "a start after a reason to exit");
+                    assert!(!self.lifetime_over(now), "a start after the lifetime");
+                    self.spawns += 1;
+                    if let Some(max) = self.rules.max_start {
+                        assert!(self.spawns <= max, "MAXSTART {max} exceeded");
+                    }
+                    let answer = if rng.below(1000) < 5 {
+                        Event::SpawnFailed(SpawnError::Fork(Errno::EAGAIN))
+                    } else {
+                        self.next_pid += 1;
+                        self.ssh = Some(Ssh {
+                            pid: self.next_pid,
+                            asked_at: None,
+                            killed: false,
+                            stubborn: rng.chance(20),
+                        });
+                        Event::Spawned { pid: self.next_pid }
+                    };
+                    let follow = m.step(answer, now);
+                    steps += self.apply(m, &follow, now, rng);
+                }
+                Action::Terminate => {
+                    let ssh = self.ssh.as_mut().expect("Terminate without an ssh");
+                    assert!(ssh.asked_at.is_none(), "Terminate twice");
+                    ssh.asked_at = Some(now);
+                    assert!(!self.testing, "ssh stopped with its test running");
+                }
+                Action::Kill => {
+                    let ssh = self.ssh.as_mut().expect("Kill without an ssh");
+                    let asked = ssh.asked_at.expect("Kill without Terminate");
+                    assert!(now >= asked + KILL_GRACE, "Kill before the grace");
+                    assert!(!ssh.killed, "Kill twice");
+                    ssh.killed = true;
+                }
+                Action::StartTest => {
+                    let ssh = self.ssh.as_ref().expect("a test without an ssh");
+                    assert!(ssh.asked_at.is_none(), "a test of a stopping ssh");
+                    assert!(!self.testing, "two tests at once");
+                    assert!(self.rules.monitored, "a test without monitoring");
+                    self.testing = true;
+                    if rng.chance(5) {
+                        // Refused at once.
+                        self.testing = false;
+                        let follow = m.step(Event::TestFailed, now);
+                        steps += self.apply(m, &follow, now, rng);
+                    }
+                }
+                Action::CancelTest => {
+                    assert!(
+                        self.testing,
+                        "CancelTest without a test: {list:?} {:?}",
+                        m.phase()
+                    );
+                    self.testing = false;
+                }
+                Action::Ready => {
+                    assert!(self.rules.notify, "READY=1 without a manager");
+                    self.ready += 1;
+                    assert_eq!(self.ready, 1, "READY=1 twice");
+                }
+                Action::Watchdog => assert!(self.rules.watchdog.is_some()),
+                Action::Exit(code) => {
+                    assert!(self.ssh.is_none(), "exit with ssh left");
+                    assert_eq!(self.reason, Some(code), "exit status");
+                    assert!(!self.testing);
+                    self.exited = Some(code);
+                }
+            }
+        }
+        steps
+    }
+
+    /// What must hold between steps.
+    fn check(&self, m: &Machine, now: Time) {
+        if let Some(d) = m.deadline() {
+            assert!(d > now, "deadline {d:?} not after now {now:?}: a busy loop");
+        }
+        match m.phase() {
+            Phase::Begin | Phase::Spawning => panic!("left in {:?}", m.phase()),
+            Phase::Waiting { until } => {
+                assert!(self.ssh.is_none());
+                assert!(
+                    until <= now + s(self.rules.poll.into()),
+                    "backoff over poll"
+                );
+            }
+            Phase::Running { pid, test, .. } => {
+                let ssh = self.ssh.as_ref().expect("running without an ssh");
+                assert_eq!(ssh.pid, pid);
+                assert!(ssh.asked_at.is_none());
+                assert_eq!(self.testing, matches!(test, Test::Running(_)));
+                assert_eq!(self.rules.monitored, test != Test::None || self.testing);
+            }
+            Phase::Stopping { pid, .. } => {
+                let ssh = self.ssh.as_ref().expect("stopping without an ssh");
+                assert_eq!(ssh.pid, pid);
+                assert!(ssh.asked_at.is_some());
+                assert!(!self.testing);
+            }
+            Phase::Done(code) => {
+                assert_eq!(self.exited, Some(code));
+                assert!(self.ssh.is_none());
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            if let Some(asked) = ssh.asked_at {
+                assert!(
+                    ssh.killed || now < asked + KILL_GRACE,
+                    "no SIGKILL 5 s after SIGTERM"
+                );
+            }
+        }
+        if self.lifetime_over(now) {
+            assert!(
+                matches!(m.phase(), Phase::Stopping { .. } | Phase::Done(_)),
+                "still {:?} after the lifetime",
+                m.phase()
+            );
+        }
+        assert_eq!(m.starts(), self.spawns);
+    }
+
+    /// The next event, and when: mostly before the next deadline, sometimes
+    /// far after it (a late wake-up, a suspended machine).
+    fn next_event(&mut self, m: &Machine, now: Time, rng: &mut Rng) -> (Event, Time) {
+        let until_deadline = m.deadline().map(|d| d - now);
+        let later = match until_deadline {
+            _ if rng.chance(3) => ms(rng.below(4_000_000)),
+            Some(left) if rng.chance(40) => left,
+            Some(left) => ms(rng.below(left.as_millis().min(30_000) as u64 + 1)),
+            None => ms(rng.below(30_000)),
+        };
+        let at = now + later;
+        let r = rng.below(100);
+        let event = if r < 30 {
+            Event::Tick
+        } else if r < 45 {
+            let signal = if rng.chance(2) {
+                rng.pick(&[TERM, INT, QUIT])
+            } else {
+                rng.pick(&[HUP, USR1, USR2, CHLD, ALRM])
+            };
+            Event::Signal(signal)
+        } else if r < 70 {
+            match self.ssh.as_ref() {
+                Some(ssh) if ssh.killed => Event::SshEnded(Ended::Signaled(9)),
+                Some(ssh) if ssh.asked_at.is_some() && !ssh.stubborn => {
+                    Event::SshEnded(rng.pick(&[Ended::Signaled(15), Ended::Exited(255)]))
+                }
+                Some(ssh) if ssh.asked_at.is_some() => Event::Tick,
+                // Mostly what restarts; now and then what ends the run.
+                Some(_) if rng.chance(3) => {
+                    Event::SshEnded(rng.pick(&[Ended::Exited(0), Ended::Exited(3)]))
+                }
+                Some(_) => Event::SshEnded(rng.pick(&[
+                    Ended::Exited(255),
+                    Ended::Exited(255),
+                    Ended::Exited(1),
+                    Ended::Exited(2),
+                    Ended::Signaled(9),
+                ])),
+                None => Event::Tick,
+            }
+        } else if r < 88 {
+            if self.testing {
+                if rng.chance(80) {
+                    Event::TestPassed
+                } else {
+                    Event::TestFailed
+                }
+            } else {
+                Event::Tick
+            }
+        } else {
+            Event::NetworkChanged
+        };
+        match event {
+            Event::SshEnded(_) => self.ssh = None,
+            Event::TestPassed | Event::TestFailed => self.testing = false,
+            _ => {}
+        }
+        (event, at)
+    }
+}
+
+/// Runs machines from `seed` for `steps` steps; returns how many runs ended.
+fn simulate(seed: u64, steps: usize) -> usize {
+    let mut rng = Rng(seed);
+    let mut done = 0;
+    let mut made = 0;
+    while made < steps {
+        let rules = random_rules(&mut rng);
+        let mut m = Machine::new(rules);
+        let mut world = World::new(rules);
+        let mut now = ms(rng.below(1000));
+        let first = m.step(Event::Start, now);
+        made += world.apply(&mut m, &first, now, &mut rng);
+        world.check(&m, now);
+        while world.exited.is_none() && made < steps {
+            let (event, at) = world.next_event(&m, now, &mut rng);
+            now = at;
+            let actions = m.step(event, now);
+            made += world.apply(&mut m, &actions, now, &mut rng);
+            world.check(&m, now);
+        }
+        done += usize::from(world.exited.is_some());
+    }
+    done
+}
+
+/// 100 seeds × 2,500 steps (250,000 in all). A failure names its seed:
+/// `AUTOSSH_SIM_SEED=N cargo test --lib simulation` runs that one alone.
+#[test]
+fn simulation() {
+    const STEPS: usize = 2_500;
+    let seeds: Vec<u64> = match std::env::var("AUTOSSH_SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("AUTOSSH_SIM_SEED is a number")],
+        Err(_) => (0..100).collect(),
+    };
+    let began = std::time::Instant::now();
+    let mut runs = 0;
+    for seed in &seeds {
+        let outcome = std::panic::catch_unwind(|| simulate(*seed, STEPS));
+        match outcome {
+            Ok(n) => runs += n,
+            Err(panic) => {
+                eprintln!(
+                    "simulation failed with seed {seed}: replay with AUTOSSH_SIM_SEED={seed} cargo test --lib simulation"
+                );
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+    eprintln!(
+        "simulation: {} seeds, {} steps, {runs} runs ended, {:?}",
+        seeds.len(),
+        seeds.len() * STEPS,
+        began.elapsed()
+    );
+    assert!(runs > seeds.len(), "the runs should end now and then");
+}
