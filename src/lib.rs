@@ -70,12 +70,18 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
 /// start-up (for the caller to log, with `{:#}`, and exit 1).
 pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow::Result<i32> {
     let began = Instant::now();
-    // First, while the heap is empty: registering the signals allocates and
-    // frees a good deal, and later allocations then fill those holes instead
-    // of touching new pages in every instance.
+    let lookup = |name: &str| env(name).map(OsString::into_vec);
+    // The log file is opened before the signals are ours: opening a FIFO
+    // waits for its reader, and TERM and INT must still end autossh there,
+    // as they end the original.
+    let log_file = lookup("AUTOSSH_LOGFILE")
+        .filter(|path| !path.is_empty())
+        .map(|path| log::open(&path));
+    // Then, while the heap is still almost empty: registering the signals
+    // allocates and frees a good deal, and later allocations then fill those
+    // holes instead of touching new pages in every instance.
     let signals = signals::Signals::install();
     sys::cloexec_above_stderr();
-    let lookup = |name: &str| env(name).map(OsString::into_vec);
     let name = program_name(args.first());
     let argv0 = args.first().map_or(&b"autossh"[..], |a| a.as_bytes());
     let args: Vec<Vec<u8>> = args.iter().skip(1).map(|a| a.as_bytes().to_vec()).collect();
@@ -85,7 +91,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         Ok(settings) => (settings, None),
         Err((settings, message)) => (settings, Some(message)),
     };
-    log::init(&name, &log_settings)?;
+    log::init(&name, &log_settings, log_file)?;
     if let Some(message) = level_error {
         anyhow::bail!(message);
     }

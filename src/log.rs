@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Metadata, Record};
-use nix::fcntl::{fcntl, FcntlArg};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use syslog::{LogFormat, LoggerBackend, Severity};
 
 use crate::config::LogSettings;
@@ -144,8 +144,8 @@ struct Logger {
     name: String,
     level: u8,
     sink: Mutex<Sink>,
-    /// The log itself is what stderr is (AUTOSSH_LOGFILE=/dev/stderr, or the
-    /// debug copy): errors need no second copy there.
+    /// The log itself is seen where stderr is (AUTOSSH_LOGFILE naming stderr
+    /// or stdout, or the debug copy): errors need no second copy there.
     log_reaches_stderr: bool,
     debug_copy: bool,
 }
@@ -197,6 +197,15 @@ fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
     }
 }
 
+/// Whether lines written to the log file are seen where `stream` is seen:
+/// the same file, and not /dev/null (which shows nothing, wherever it is).
+fn shown_on(log: &File, stream: impl AsFd) -> bool {
+    let null = nix::sys::stat::fstat(log).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+    });
+    !null && same_file(log, stream)
+}
+
 /// The descriptor that a log file path names when it is one autossh already
 /// has: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
 fn inherited_descriptor(path: &[u8]) -> Option<i32> {
@@ -219,7 +228,12 @@ fn inherited_descriptor(path: &[u8]) -> Option<i32> {
 /// already has is duplicated, not opened again: a socket (journald's stderr)
 /// cannot be reopened, and a file shared with ssh (`2>tunnel.log`) must be
 /// written at the offset they share, or each would overwrite the other.
-fn open_log(path: &[u8]) -> Result<File, OsError> {
+///
+/// A FIFO waits here for its reader, as with the original. Once open, a FIFO
+/// or socket of our own is made non-blocking: a reader that stops reading
+/// then costs log lines (dropped once its 64 kB are full), never the
+/// supervision.
+pub fn open(path: &[u8]) -> Result<File, OsError> {
     if let Some(fd) = inherited_descriptor(path) {
         // SAFETY: only duplicated, at once; a descriptor that is not open makes
         // fcntl fail with EBADF, which is reported.
@@ -228,24 +242,44 @@ fn open_log(path: &[u8]) -> Result<File, OsError> {
         // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
         return Ok(unsafe { File::from_raw_fd(copy) });
     }
-    Ok(OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
-        .open(Path::new(OsStr::from_bytes(path)))?)
+        .open(Path::new(OsStr::from_bytes(path)))?;
+    if file.metadata().is_ok_and(|m| !m.file_type().is_file()) {
+        // Ours alone: the flag is on our own open file description.
+        if let Ok(flags) = fcntl(&file, FcntlArg::F_GETFL) {
+            let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+            let _ = fcntl(&file, FcntlArg::F_SETFL(flags));
+        }
+    }
+    Ok(file)
 }
 
-/// Installs the logger. When the log file cannot be opened, the logger still
-/// works (syslog) and the error is returned for the caller to report as fatal:
-/// `PATH: OS error` (SPEC §3).
-pub fn init(name: &str, settings: &LogSettings) -> anyhow::Result<()> {
+/// Installs the logger, with the log file [`open`] gave (None: syslog). When
+/// the log file could not be opened, the logger still works (syslog) and the
+/// error is returned for the caller to report as fatal: `PATH: OS error`
+/// (SPEC §3).
+pub fn init(
+    name: &str,
+    settings: &LogSettings,
+    opened: Option<Result<File, OsError>>,
+) -> anyhow::Result<()> {
     let mut failure = None;
-    let file = settings.file.as_ref().and_then(|path| {
-        open_log(path)
-            .map_err(|e| failure = Some(anyhow::Error::new(e).context(messages::path(path))))
-            .ok()
-    });
-    let file_is_stderr = file.as_ref().is_some_and(|f| same_file(f, io::stderr()));
+    let file = match (opened, &settings.file) {
+        (Some(Ok(file)), _) => Some(file),
+        (Some(Err(e)), Some(path)) => {
+            failure = Some(anyhow::Error::new(e).context(messages::path(path)));
+            None
+        }
+        _ => None,
+    };
+    // A container that logs to /dev/stdout shows stdout and stderr together:
+    // an error copied to stderr would show twice (SPEC §9.7).
+    let file_is_seen = file
+        .as_ref()
+        .is_some_and(|f| shown_on(f, io::stderr()) || shown_on(f, io::stdout()));
     let debug_copy = settings.debug && file.is_none();
     let sink = match file {
         Some(file) => Sink::File(file),
@@ -260,7 +294,7 @@ pub fn init(name: &str, settings: &LogSettings) -> anyhow::Result<()> {
         name: name.to_string(),
         level: settings.level,
         sink: Mutex::new(sink),
-        log_reaches_stderr: file_is_stderr || debug_copy,
+        log_reaches_stderr: file_is_seen || debug_copy,
         debug_copy,
     };
     // Messages up to INFO are always built: they feed the service manager's

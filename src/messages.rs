@@ -60,12 +60,19 @@ const RAW_BYTES: u32 = 0x10_FF00;
 /// when the message is written out (SPEC §3: values, paths and the program
 /// name are quoted byte for byte). Messages travel as text through `log`.
 pub fn shown(value: &[u8]) -> String {
+    let byte = |b: u8| char::from_u32(RAW_BYTES + u32::from(b));
     let mut out = String::with_capacity(value.len());
     for chunk in value.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for &b in chunk.invalid() {
-            out.extend(char::from_u32(RAW_BYTES + u32::from(b)));
+        for c in chunk.valid().chars() {
+            if u32::from(c) >= RAW_BYTES {
+                // Real text in the range the raw bytes use: its bytes one by
+                // one, or [`raw`] would take it for a single byte.
+                out.extend(c.encode_utf8(&mut [0; 4]).bytes().filter_map(byte));
+            } else {
+                out.push(c);
+            }
         }
+        out.extend(chunk.invalid().iter().filter_map(|&b| byte(b)));
     }
     out
 }
@@ -220,8 +227,40 @@ mod tests {
 
     #[test]
     fn bytes_survive_text() {
-        for bytes in [&b"plain"[..], b"\xff", b"a\xc3(b\x80", "é".as_bytes(), b""] {
+        let edge = "\u{10FF41}\u{10FFFF}\u{10FEFF}";
+        for bytes in [
+            &b"plain"[..],
+            b"\xff",
+            b"a\xc3(b\x80",
+            "é".as_bytes(),
+            b"",
+            edge.as_bytes(),
+            b"\xf4\x8f\xbd",
+        ] {
             assert_eq!(raw(&shown(bytes)), bytes);
+        }
+        // Every short byte string, and random longer ones.
+        for n in 0..=0xffffu32 {
+            let bytes = n.to_be_bytes();
+            assert_eq!(raw(&shown(&bytes[2..])), &bytes[2..]);
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Bytes biased to the four-byte sequences near the end of Unicode.
+            let bytes: Vec<u8> = x
+                .to_le_bytes()
+                .iter()
+                .map(|&b| match b % 4 {
+                    0 => 0xf4,
+                    1 => 0x8f,
+                    2 => 0xbc | (b >> 6),
+                    _ => 0x80 | (b & 0x3f),
+                })
+                .collect();
+            assert_eq!(raw(&shown(&bytes)), bytes, "{bytes:x?}");
         }
         assert_eq!(invalid_port(b"\xff").len(), "invalid port \"\"".len() + 4);
         assert_eq!(raw(&invalid_port(b"\xff")), b"invalid port \"\xff\"");

@@ -23,7 +23,9 @@ impl PidFile {
             .create(true)
             .truncate(true)
             .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
+            // Never through a symlink (SPEC §9.12); never waiting in open
+            // for the reader of a FIFO, where no signal could end us.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .and_then(|mut file| file.write_all(content.as_bytes()))
             .map_err(|e| {
@@ -36,9 +38,9 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let ours = fs::read(&self.path).is_ok_and(|c| c == self.content.as_bytes());
+        // Only a regular file is read: reading a FIFO would wait for a writer.
         let regular = fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
-        if ours && regular {
+        if regular && fs::read(&self.path).is_ok_and(|c| c == self.content.as_bytes()) {
             let _ = fs::remove_file(&self.path);
         }
     }

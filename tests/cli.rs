@@ -484,6 +484,49 @@ fn log_to_stderr_or_stdout_for_containers() {
     );
 }
 
+/// As container images run it (jnovack/autossh: AUTOSSH_LOGFILE=/dev/stdout,
+/// stdout and stderr read together by the engine): each fatal line once, on
+/// stdout, and nothing on stderr (SPEC §9.7).
+#[test]
+fn a_log_on_stdout_shows_each_error_once() {
+    let fake = Fake::new("stdoutlog");
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (
+            &["-M", "0", "host"],
+            &[("AUTOSSH_POLL", "x")],
+            "invalid poll time \"x\"",
+        ),
+        (&["-M", "abc", "host"], &[], "invalid port \"abc\""),
+        (
+            &["-M", "0", "host"],
+            &[("AUTOSSH_GATETIME", "30"), ("FAKE_PLAN", "exit:255")],
+            "ssh exited prematurely with status 255; autossh exiting",
+        ),
+    ];
+    for (args, env, line) in cases {
+        for path in ["/dev/stdout", "/proc/self/fd/1"] {
+            let mut c = fake.autossh(args);
+            c.env("AUTOSSH_LOGFILE", path);
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            let o = run_bounded(c, LIMIT);
+            assert_eq!(o.status.code(), Some(1));
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(out.matches(line).count(), 1, "{path}: {out}");
+            assert_eq!(stderr(&o), "", "{path}");
+        }
+    }
+    // A log file that is /dev/null, as stdout is, hides nothing from stderr.
+    let mut c = fake.autossh(&["-M", "abc", "host"]);
+    c.env("AUTOSSH_LOGFILE", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let o = run_bounded_child(c.spawn().unwrap(), LIMIT);
+    assert_eq!(stderr(&o), "autossh: invalid port \"abc\"\n");
+}
+
 #[test]
 fn a_closed_stdout_pipe_is_an_error_not_a_death() {
     use std::os::fd::FromRawFd;

@@ -378,3 +378,77 @@ fn bytes_that_are_not_utf8_are_quoted_as_they_are() {
     let o = run_bounded(c, LIMIT);
     assert_eq!(o.stdout, b"tun\xfe 1.4g\n");
 }
+
+/// Text at the very end of Unicode (U+10FF00–U+10FFFF, private use) is text
+/// like any other: its bytes reach stderr and the log as given (SPEC §3).
+#[test]
+fn text_at_the_end_of_unicode_is_quoted_as_it_is() {
+    let fake = Fake::new("unicode-end");
+    for value in ["\u{10FF41}1", "\u{10FFFF}", "x\u{10FF00}\u{10FEFF}"] {
+        let mut c = fake.autossh(&[]);
+        c.arg("-M").arg(value).arg("host");
+        let o = run_bounded(c, LIMIT);
+        assert_eq!(o.status.code(), Some(1));
+        let expected = format!("invalid port \"{value}\"\n");
+        assert_eq!(o.stderr, format!("autossh: {expected}").as_bytes());
+        let log = std::fs::read(fake.log_path()).unwrap();
+        assert!(log.ends_with(expected.as_bytes()), "{log:?}");
+    }
+    // And in an ssh argument that fails to start: the program path.
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_PATH", "/nonexistent/\u{10FF2F}ssh");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    let log = std::fs::read_to_string(fake.log_path()).unwrap();
+    assert!(
+        log.contains("]: /nonexistent/\u{10FF2F}ssh: No such file or directory\n"),
+        "{log:?}"
+    );
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// AUTOSSH_LOGFILE naming a FIFO that has no reader yet: autossh waits for
+/// one, as the original does, and TERM or INT still end it there.
+#[test]
+fn a_log_fifo_without_a_reader_leaves_autossh_killable() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let fake = Fake::new("logfifo");
+        let fifo = fake.dir.path("log.fifo");
+        mkfifo(&fifo);
+        let mut c = fake.autossh(&["-M", "0", "host"]);
+        c.env("AUTOSSH_LOGFILE", &fifo).env("FAKE_PLAN", "hang");
+        let mut r = Running::start(c);
+        // Waiting in open(2) for the reader.
+        assert!(wait_until(LIMIT, || std::fs::read_to_string(format!(
+            "/proc/{}/wchan",
+            r.pid
+        ))
+        .is_ok_and(|w| w.contains("fifo") || w.contains("partner"))));
+        assert_eq!(r.wait(Duration::from_millis(200)), None);
+        r.signal(sig);
+        assert_eq!(r.wait(LIMIT), Some(128 + sig), "signal {sig}");
+        assert_eq!(fake.runs(), 0);
+    }
+    // With a reader it goes on, and logs into the FIFO.
+    let fake = Fake::new("logfifo");
+    let fifo = fake.dir.path("log.fifo");
+    mkfifo(&fifo);
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_LOGFILE", &fifo).env("FAKE_PLAN", "hang");
+    let mut r = Running::start(c);
+    let mut reader = std::fs::File::open(&fifo).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains("ssh child pid is") {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "the log ended: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait(LIMIT), Some(1));
+}

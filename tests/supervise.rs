@@ -423,3 +423,55 @@ fn closed_stdio_is_not_filled_by_our_files() {
     assert_eq!(links, "/dev/null\n/dev/null\n");
     assert!(fake.log_text().contains("ssh exited with status 0"));
 }
+
+/// A poll that fails for good (here: EINVAL, more descriptors polled than
+/// the limit, which is lowered under the running autossh) is fatal: ssh is
+/// stopped, the error logged once, exit 1; no loop that floods the log.
+#[test]
+fn a_poll_that_fails_for_good_ends_the_run() {
+    let fake = Fake::new("pollfail");
+    let mut r = start(&fake, "hang", &[]);
+    let ssh = current_ssh(&fake);
+    assert!(fake.wait_log("ssh child pid is", LIMIT));
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads the new limit from `none` and writes nothing.
+    let set = unsafe { libc::prlimit(r.pid, libc::RLIMIT_NOFILE, &none, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    // HUP does nothing but wake the poll, which then fails.
+    r.signal(libc::SIGHUP);
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert!(wait_until(LIMIT, || !alive(ssh)), "ssh was left running");
+    assert_eq!(fake.count_log("poll: "), 1, "{:?}", fake.messages());
+    assert_eq!(
+        fake.messages().last().map(String::as_str),
+        Some("poll: Invalid argument")
+    );
+}
+
+/// A pid file that is a FIFO: refused at once rather than waited on in
+/// open(2), where no signal could end autossh.
+#[test]
+fn a_pid_file_that_is_a_fifo_is_refused_at_once() {
+    let fake = Fake::new("pidfifo");
+    let path = fake.dir.path("p.pid");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut r = start(
+        &fake,
+        "hang",
+        &[("AUTOSSH_PIDFILE", path.to_str().unwrap())],
+    );
+    assert_eq!(r.wait(LIMIT), Some(1));
+    assert_eq!(fake.runs(), 0);
+    assert_eq!(
+        fake.messages().last().unwrap(),
+        &format!(
+            "cannot open pid file \"{}\": No such device or address",
+            path.display()
+        )
+    );
+}
