@@ -3,11 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-
-const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs autossh with the fake ssh (which exits 0 at once) and gate time 0.
 fn run(fake: &Fake, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

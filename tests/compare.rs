@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
 /// What one run showed.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(30);
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
 fn deploy(path: &str) -> String {
@@ -35,12 +34,7 @@ fn man_page_renders_without_warnings_and_covers_everything() {
     ] {
         assert!(page.contains(word), "the man page lacks {word}");
     }
-    let groff = Path::new("/usr/bin/groff").exists();
-    if !groff {
-        assert!(
-            !in_ci(),
-            "groff is missing in CI: .ci/run installs groff-base"
-        );
+    if !have_tool("/usr/bin/groff", "groff-base") {
         return;
     }
     let out = Command::new("groff")
@@ -133,7 +127,7 @@ fn systemd_unit_and_example_become_ready() {
     );
     assert!(began.elapsed() < Duration::from_secs(start_timeout / 2));
     r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(LIMIT), Some(1));
+    assert_eq!(r.wait(SLOW_LIMIT), Some(1));
 }
 
 fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
@@ -143,7 +137,7 @@ fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
         .env("AUTOSSH", autossh_bin())
         .env("AUTOSSH_TUNNELS", conf)
         .env("AUTOSSH_RUN_DIR", fake.dir.path("run"));
-    let out = run_bounded(c, LIMIT);
+    let out = run_bounded(c, SLOW_LIMIT);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -199,7 +193,7 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     ] {
         assert!(out.contains(&wrong), "{wrong} in {out}");
     }
-    assert!(wait_until(LIMIT, || fake.runs() == 2));
+    assert!(wait_until(SLOW_LIMIT, || fake.runs() == 2));
     let (code, out) = rc(&fake, &conf, "status");
     assert_eq!(code, 0, "{out}");
     let (one, two) = (read_pid("one"), read_pid("two"));
@@ -217,7 +211,7 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     // A tunnel that died shows in status (1: some run, not all), and start
     // brings back only it.
     signal(one, libc::SIGKILL);
-    assert!(wait_until(LIMIT, || !alive(one)));
+    assert!(wait_until(SLOW_LIMIT, || !alive(one)));
     assert_eq!(rc(&fake, &conf, "status").0, 1);
     let (code, out) = rc(&fake, &conf, "start");
     assert_eq!(code, 0, "{out}");
@@ -231,18 +225,17 @@ fn synology_rc_script_starts_checks_and_stops_tunnels() {
     assert_eq!(rc(&fake, &conf, "status").0, 3);
     assert!(!pid_file("one").exists() && !pid_file("two").exists());
     for pid in ssh_pids {
-        assert!(wait_until(LIMIT, || !alive(pid)), "ssh {pid} left running");
+        assert!(
+            wait_until(SLOW_LIMIT, || !alive(pid)),
+            "ssh {pid} left running"
+        );
     }
     assert!(!alive(two));
 }
 
 #[test]
 fn demo_runs_and_cleans_up() {
-    if !Path::new("/usr/sbin/sshd").exists() {
-        assert!(
-            !in_ci(),
-            "sshd is missing in CI: .ci/run installs openssh-server"
-        );
+    if !have_tool("/usr/sbin/sshd", "openssh-server") {
         return;
     }
     // The fake's folder holds the demo's temporary folder, and its FAKE_DIR
@@ -316,9 +309,9 @@ fn wrapper_scripts_work_unchanged() {
         .env("USER_AT_HOST", "me@relay")
         .env("AUTOSSH_PORT", port.to_string())
         .env("FAKE_PLAN", "hang");
-    let out = run_bounded(c, LIMIT);
+    let out = run_bounded(c, SLOW_LIMIT);
     assert_eq!(out.status.code(), Some(0));
-    assert!(wait_until(LIMIT, || fake.runs() == 1));
+    assert!(wait_until(SLOW_LIMIT, || fake.runs() == 1));
     assert_eq!(
         fake.last_argv(),
         strings(&[
@@ -340,7 +333,7 @@ fn wrapper_scripts_work_unchanged() {
     c.env("PATH", path_with_autossh(&fake))
         .env("SSH_AUTH_SOCK", "/nonexistent")
         .env("AUTOSSH_GATETIME", "0");
-    let out = run_bounded(c, LIMIT);
+    let out = run_bounded(c, SLOW_LIMIT);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         fake.last_argv(),

@@ -19,14 +19,14 @@ fn healthy_tunnel_is_left_alone() {
     for mode in ["loop", "echo"] {
         let (fake, r, user) = tunnel_up(&remote, mode);
         assert!(
-            wait_until(LIMIT, || fake.count_log("connection ok") >= 3),
+            wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= 3),
             "{mode}: {:?}",
             fake.messages()
         );
         assert_eq!(fake.count_log("starting ssh"), 1, "{mode}");
         assert_eq!(fake.count_log("port down"), 0, "{mode}");
         assert!(echo_through(user));
-        stop(r);
+        r.stop();
     }
 }
 
@@ -38,12 +38,12 @@ fn cut_link_is_detected_and_tunnel_comes_back() {
     for mode in ["loop", "echo"] {
         let remote = Remote::new();
         let (fake, r, user) = tunnel_up(&remote, mode);
-        assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= 1));
+        assert!(wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= 1));
 
         let cut = Instant::now();
         remote.link(false);
         assert!(
-            fake.wait_log("port down, restarting ssh", LIMIT),
+            fake.wait_log("port down, restarting ssh", SLOW_LIMIT),
             "{mode}: {:?}",
             fake.messages()
         );
@@ -59,14 +59,14 @@ fn cut_link_is_detected_and_tunnel_comes_back() {
         let back = Instant::now();
         remote.link(true);
         assert!(
-            wait_until(LIMIT, || echo_through(user)),
+            wait_until(SLOW_LIMIT, || echo_through(user)),
             "{mode}: forward not back: {:?}",
             fake.messages()
         );
         let recovered = back.elapsed();
         assert!(recovered < Duration::from_secs(10), "{mode}: {recovered:?}");
         eprintln!("{mode}: detected in {detected:?}, forward back {recovered:?} after link up");
-        stop(r);
+        r.stop();
     }
 }
 
@@ -80,14 +80,15 @@ fn detects_no_later_than_the_original() {
     let (p1, u1, p2, u2) = (free_pair(), free_pair(), free_pair(), free_pair());
     let ours = start(autossh_bin(), &ours_fake, &remote, &p1.to_string(), u1, "4");
     let theirs = start(REFERENCE, &theirs_fake, &remote, &p2.to_string(), u2, "4");
-    assert!(wait_until(LIMIT, || ours_fake.count_log("connection ok")
+    assert!(wait_until(SLOW_LIMIT, || ours_fake
+        .count_log("connection ok")
         >= 1
         && theirs_fake.count_log("connection ok") >= 1));
     let cut = Instant::now();
     remote.link(false);
     let mut ours_at = None;
     let mut theirs_at = None;
-    wait_until(LIMIT, || {
+    wait_until(SLOW_LIMIT, || {
         if ours_at.is_none() && ours_fake.count_log("port down") > 0 {
             ours_at = Some(cut.elapsed());
         }
@@ -102,10 +103,10 @@ fn detects_no_later_than_the_original() {
     );
     eprintln!("link cut detected: ours {ours_at:?}, original {theirs_at:?}");
     assert!(
-        ours_at <= theirs_at + Duration::from_millis(500),
+        ours_at <= theirs_at + allow(Duration::from_millis(500)),
         "ours {ours_at:?}, original {theirs_at:?}"
     );
     remote.link(true);
-    stop(ours);
-    stop(theirs);
+    ours.stop();
+    theirs.stop();
 }

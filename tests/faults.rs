@@ -37,7 +37,7 @@ fn recovered(fake: &Fake, r: &Running, user: u16, base: &Baseline, what: &str) -
     );
     let took = since.elapsed();
     // Let a restart in flight finish, then look.
-    assert!(wait_until(LIMIT, || children_of(r.pid).0.len() == 1
+    assert!(wait_until(SLOW_LIMIT, || children_of(r.pid).0.len() == 1
         && fd_count(r.pid) == base.fds));
     let (live, zombies) = children_of(r.pid);
     assert_eq!(live.len(), 1, "{what}: ssh processes {live:?}");
@@ -57,11 +57,11 @@ fn link_down_and_up() {
     let (fake, r, user) = tunnel_up(&remote, "loop");
     let base = baseline(&r);
     remote.link(false);
-    assert!(fake.wait_log("port down, restarting ssh", LIMIT));
+    assert!(fake.wait_log("port down, restarting ssh", SLOW_LIMIT));
     std::thread::sleep(Duration::from_secs(2));
     remote.link(true);
     recovered(&fake, &r, user, &base, "link down");
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -74,14 +74,14 @@ fn sshd_killed_and_restarted() {
     let base = baseline(&r);
     remote.stop_sshd(true);
     assert!(
-        fake.wait_log("restarting ssh", LIMIT),
+        fake.wait_log("restarting ssh", SLOW_LIMIT),
         "{:?}",
         fake.messages()
     );
     std::thread::sleep(Duration::from_secs(2));
     remote.start_sshd();
     recovered(&fake, &r, user, &base, "sshd killed");
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -97,11 +97,11 @@ fn sshd_restarted_under_a_live_session() {
     remote.start_sshd();
     // The session is untouched: the same ssh keeps passing the tests.
     let ok = fake.count_log("connection ok");
-    assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= ok + 2));
+    assert!(wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= ok + 2));
     assert_eq!(fake.count_log("starting ssh"), 1);
     recovered(&fake, &r, user, &base, "sshd restarted");
     assert_eq!(children_of(r.pid).0, ssh);
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -123,11 +123,11 @@ fn remote_port_held_by_a_stale_session() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_until(LIMIT, || remote.listening(port)));
+    assert!(wait_until(SLOW_LIMIT, || remote.listening(port)));
     // ExitOnForwardFailure: every new ssh exits 255 while the port is held.
     let r = start(autossh_bin(), &fake, &remote, &port.to_string(), user, "2");
     assert!(
-        wait_until(LIMIT, || fake
+        wait_until(SLOW_LIMIT, || fake
             .count_log("ssh exited with error status 255; restarting ssh")
             >= 2),
         "{:?}",
@@ -138,7 +138,7 @@ fn remote_port_held_by_a_stale_session() {
     let _ = stale.kill();
     let _ = stale.wait();
     recovered(&fake, &r, user, &base, "stale remote port");
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -151,10 +151,10 @@ fn frozen_ssh_is_replaced() {
     let base = baseline(&r);
     let ssh = children_of(r.pid).0[0];
     signal(ssh, libc::SIGSTOP);
-    assert!(fake.wait_log("port down, restarting ssh", LIMIT));
+    assert!(fake.wait_log("port down, restarting ssh", SLOW_LIMIT));
     recovered(&fake, &r, user, &base, "ssh frozen");
     assert!(!alive(ssh));
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -170,10 +170,10 @@ fn ssh_killed_in_the_middle_of_a_test() {
     std::thread::sleep(Duration::from_millis(2200));
     let ssh = children_of(r.pid).0[0];
     signal(ssh, libc::SIGKILL);
-    assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));
+    assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", SLOW_LIMIT));
     remote.link(true);
     recovered(&fake, &r, user, &base, "ssh killed mid-test");
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -185,20 +185,20 @@ fn autossh_killed_leaves_nothing_behind() {
     let fake = Fake::new("killed");
     let (port, user) = (free_pair(), free_pair());
     let mut r = start(autossh_bin(), &fake, &remote, &port.to_string(), user, "2");
-    assert!(wait_until(LIMIT, || echo_through(user)));
+    assert!(wait_until(SLOW_LIMIT, || echo_through(user)));
     assert!(remote.listening(port));
     let ssh = children_of(r.pid).0;
     r.signal(libc::SIGKILL);
-    assert_eq!(r.wait(LIMIT), Some(128 + libc::SIGKILL));
+    assert_eq!(r.wait(SLOW_LIMIT), Some(128 + libc::SIGKILL));
     for pid in &ssh {
         assert!(
-            wait_until(LIMIT, || !alive(*pid)),
+            wait_until(SLOW_LIMIT, || !alive(*pid)),
             "ssh {pid} outlived autossh"
         );
     }
     // The remote end lets the monitor port go, and the user's port is free.
     assert!(
-        wait_until(LIMIT, || !remote.listening(port)),
+        wait_until(SLOW_LIMIT, || !remote.listening(port)),
         "remote port still held"
     );
     assert!(!echo_through(user));
@@ -228,5 +228,5 @@ fn signal_storm() {
     eprintln!("signal storm: {sent} signals in 10 s");
     recovered(&fake, &r, user, &base, "signal storm");
     assert!(fake.count_log("signalled to kill and restart ssh") >= 1);
-    stop(r);
+    r.stop();
 }

@@ -13,13 +13,6 @@ use std::time::Duration;
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn pid_file_that_is_a_directory() {
     let fake = Fake::new("piddir");
@@ -90,8 +83,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn full_disk_does_not_stop_supervision() {
-    if !is_root() {
-        assert!(!in_ci(), "this test needs root in CI");
+    if !need_root() {
         return;
     }
     let fake = Fake::new("diskfull");

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use common::remote::{self, echo_through, start, Remote};
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(40);
-
 /// The tests here change the host's own network, which every other test of
 /// this binary would hear: one at a time.
 fn alone() -> std::sync::MutexGuard<'static, ()> {
@@ -39,13 +37,13 @@ fn a_changed_address_is_tested_at_once() {
         (fake, r, u2)
     });
     assert!(
-        wait_until(LIMIT, || echo_through(u1)),
+        wait_until(SLOW_LIMIT, || echo_through(u1)),
         "{:?}",
         ours.messages()
     );
     if let Some((fake, _, u2)) = &theirs {
         assert!(
-            wait_until(LIMIT, || echo_through(*u2)),
+            wait_until(SLOW_LIMIT, || echo_through(*u2)),
             "{:?}",
             fake.messages()
         );
@@ -57,7 +55,7 @@ fn a_changed_address_is_tested_at_once() {
     remote.move_client_address();
     // Found dead within the net timeout (15 s) and a settled second, and back.
     assert!(
-        wait_until(LIMIT, || ours.count_log("starting ssh") > first_ssh
+        wait_until(SLOW_LIMIT, || ours.count_log("starting ssh") > first_ssh
             && echo_through(u1)),
         "{:?}",
         ours.messages()
@@ -94,7 +92,7 @@ fn a_changed_address_is_tested_at_once() {
         "address change: ours back after {:.1}s; {theirs_said}",
         took.as_secs_f64()
     );
-    remote::stop(r_ours);
+    r_ours.stop();
     if let Some((_, r, _)) = theirs {
         drop(r);
     }
@@ -128,7 +126,7 @@ fn tests_caused(netwatch: &str) -> (usize, usize) {
         .env("AUTOSSH_NETWATCH", netwatch)
         .env("AUTOSSH_DEBUG", "1");
     let mut r = Running::start(c);
-    assert!(wait_until(LIMIT, || fake.count_log("connection ok") == 1));
+    assert!(wait_until(SLOW_LIMIT, || fake.count_log("connection ok") == 1));
 
     // As a host that starts and stops containers all day.
     let tag = format!("{}{}", std::process::id() % 100_000, netwatch);
@@ -181,7 +179,7 @@ fn tests_caused(netwatch: &str) -> (usize, usize) {
     );
     assert_eq!(fake.runs(), 1);
     r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(LIMIT), Some(1));
+    assert_eq!(r.wait(SLOW_LIMIT), Some(1));
     (flood, address)
 }
 
@@ -204,7 +202,7 @@ fn netwatch_can_be_turned_off_and_rejects_junk() {
     let fake = Fake::new("netoff");
     let mut c = fake.autossh(&["-M", "0", "host"]);
     c.env("AUTOSSH_NETWATCH", "2");
-    let o = run_bounded(c, LIMIT);
+    let o = run_bounded(c, SLOW_LIMIT);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
@@ -214,5 +212,5 @@ fn netwatch_can_be_turned_off_and_rejects_junk() {
     c.env("AUTOSSH_NETWATCH", "0")
         .env("AUTOSSH_GATETIME", "0")
         .env("FAKE_PLAN", "exit:0");
-    assert_eq!(run_bounded(c, LIMIT).status.code(), Some(0));
+    assert_eq!(run_bounded(c, SLOW_LIMIT).status.code(), Some(0));
 }

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
 /// Receives datagrams until `until` holds for the list so far, or `limit`.
 fn collect(
     socket: &UnixDatagram,

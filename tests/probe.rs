@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
 /// Starts autossh on `spec` with the fake ssh playing `plan`, poll `poll` s.
 fn start(program: &str, fake: &Fake, spec: &str, plan: &str, poll: &str) -> Running {
     let mut c = fake.command(program, &["-M", spec, "-N", "host"]);
@@ -20,11 +18,6 @@ fn start(program: &str, fake: &Fake, spec: &str, plan: &str, poll: &str) -> Runn
         .env("AUTOSSH_GATETIME", "0")
         .env("AUTOSSH_LOGLEVEL", "7");
     Running::start(c)
-}
-
-fn stop(mut r: Running) {
-    r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(LIMIT), Some(1));
 }
 
 #[test]
@@ -48,7 +41,7 @@ fn healthy_tunnels_are_left_alone() {
         );
         assert_eq!(fake.runs(), 1, "{mode}");
         assert_eq!(fake.count_log("port down"), 0, "{mode}");
-        stop(r);
+        r.stop();
     }
 }
 
@@ -76,7 +69,7 @@ fn probe_line_is_name_pid_id_message() {
     assert_eq!(fields[2], r.pid.to_string());
     assert!(fields[3].parse::<u64>().is_ok(), "{line:?}");
     assert_eq!(fields[4], "hello there");
-    stop(r);
+    r.stop();
 }
 
 /// Seconds from the first start until `port down` for the given plan.
@@ -100,7 +93,7 @@ fn detection(
         "{program} {plan}: not restarted"
     );
     let messages = fake.messages();
-    stop(r);
+    r.stop();
     (took, messages)
 }
 
@@ -119,7 +112,7 @@ fn dead_loop_is_restarted_within_poll_and_timeout() {
     }
     // Poll 2 s, net timeout 1 s: the first test at 2 s, its accept gives up at 3 s.
     let (took, m) = detection(autossh_bin(), loop_spec, "fwd:swallow");
-    assert!(took < Duration::from_millis(3800), "{took:?}");
+    assert!(took < allow(Duration::from_millis(3800)), "{took:?}");
     let i = m
         .iter()
         .position(|l| l == "port down, restarting ssh")
@@ -134,7 +127,7 @@ fn dead_echo_is_restarted() {
     }
     // The echo test reads twice for 1 s each before it gives up.
     let (took, m) = detection(autossh_bin(), echo_spec, "fwd:swallow");
-    assert!(took < Duration::from_millis(4800), "{took:?}");
+    assert!(took < allow(Duration::from_millis(4800)), "{took:?}");
     assert_eq!(
         m.iter()
             .filter(|l| *l == "timeout on io poll, looping to accept again")
@@ -165,7 +158,7 @@ fn wrong_answers_fail_after_a_second_attempt() {
 fn refused_connection_fails_at_once() {
     let port = free_pair();
     let (took, m) = detection(autossh_bin(), |_| port.to_string(), "hang");
-    assert!(took < Duration::from_millis(2800), "{took:?}");
+    assert!(took < allow(Duration::from_millis(2800)), "{took:?}");
     let i = m
         .iter()
         .position(|l| l == "port down, restarting ssh")
@@ -193,7 +186,7 @@ fn frozen_ssh_is_replaced() {
     // The new one passes its tests.
     let ok_before = fake.count_log("connection ok");
     assert!(wait_until(LIMIT, || fake.count_log("connection ok") > ok_before));
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -212,7 +205,7 @@ fn signals_are_handled_mid_probe() {
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait(LIMIT), Some(1));
     assert!(
-        asked.elapsed() < Duration::from_millis(800),
+        asked.elapsed() < allow(Duration::from_millis(800)),
         "{:?}",
         asked.elapsed()
     );
@@ -235,13 +228,13 @@ fn ssh_death_mid_probe_is_seen_at_once() {
     signal(fake.pids()[0], libc::SIGKILL);
     assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));
     assert!(
-        killed.elapsed() < Duration::from_millis(500),
+        killed.elapsed() < allow(Duration::from_millis(500)),
         "{:?}",
         killed.elapsed()
     );
     assert!(wait_until(LIMIT, || fake.runs() >= 2));
     assert_eq!(fake.count_log("port down"), 0);
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -275,14 +268,12 @@ fn stale_connections_do_not_fail_a_test() {
     let _stranger = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
     assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= 2));
     assert_eq!(fake.count_log("port down"), 0);
-    stop(r);
+    r.stop();
 }
 
 #[test]
 fn idle_between_probes_makes_no_system_call() {
-    let have_strace = std::path::Path::new("/usr/bin/strace").exists();
-    if !have_strace {
-        assert!(!in_ci(), "strace is missing in CI: .ci/run installs it");
+    if !have_tool("/usr/bin/strace", "strace") {
         return;
     }
     if !have_socat() {
@@ -312,7 +303,7 @@ fn idle_between_probes_makes_no_system_call() {
         !report.contains("% time"),
         "system calls while idle:\n{report}"
     );
-    stop(r);
+    r.stop();
 }
 
 #[test]
@@ -329,7 +320,7 @@ fn detects_no_later_than_the_original() {
         let (ours, our_log) = detection(autossh_bin(), spec_of, plan);
         // Scheduling noise aside, ours is not slower.
         assert!(
-            ours <= theirs + Duration::from_millis(300),
+            ours <= theirs + allow(Duration::from_millis(300)),
             "{plan}: ours {ours:?}, theirs {theirs:?}"
         );
         // The same INFO lines up to the restart.

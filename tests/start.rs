@@ -17,15 +17,6 @@ use std::time::Duration;
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(root || !in_ci(), "these tests need root in CI");
-    root
-}
-
 /// Runs `f` in the started process before it execs autossh.
 fn before_exec(c: &mut Command, f: impl FnMut() -> io::Result<()> + Send + Sync + 'static) {
     // SAFETY: the closures given here make only system calls.
@@ -189,7 +180,7 @@ fn tight_descriptor_limits() {
 
 #[test]
 fn a_pid_namespace_without_fork_does_not_stop_ssh() {
-    if !is_root() {
+    if !need_root() {
         return;
     }
     // ssh's parent is outside its pid namespace: it sees none.
@@ -326,7 +317,7 @@ fn a_refused_pdeathsig_is_not_fatal() {
 
 #[test]
 fn orphans_are_reaped_as_pid_1() {
-    if !is_root() {
+    if !need_root() {
         return;
     }
     let fake = Fake::new("pid1");

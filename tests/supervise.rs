@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
 fn start(fake: &Fake, plan: &str, env: &[(&str, &str)]) -> Running {
     let mut c = fake.autossh(&["-M", "0", "-N", "host"]);
     c.env("FAKE_PLAN", plan);

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::remote::{self, Remote};
 use common::*;
 
-const LIMIT: Duration = Duration::from_secs(30);
 const TOP: &str = env!("CARGO_MANIFEST_DIR");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The package user of the simulated DSM: nobody.
@@ -28,18 +27,17 @@ fn have_release_binaries() -> bool {
     let found = ["x86_64", "aarch64", "armv7"]
         .iter()
         .all(|a| Path::new(&format!("{TOP}/dist/autossh-{VERSION}-{a}")).exists());
-    assert!(
-        found || !in_ci(),
-        "no release binaries in dist/: .ci/run runs packaging/build-release first"
-    );
-    found
+    requires(
+        found,
+        "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
+    )
 }
 
 /// Builds the packages of `families` into `out`; returns their paths.
 fn build(out: &Path, families: &[&str]) -> Vec<PathBuf> {
     let mut c = Command::new(format!("{TOP}/packaging/synology/build-spk"));
     c.arg("--out").arg(out).args(families);
-    let o = run_bounded(c, LIMIT);
+    let o = run_bounded(c, SLOW_LIMIT);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -54,7 +52,7 @@ fn sh(args: &[&str]) -> Vec<u8> {
             c.args(&args[1..]);
             c
         },
-        LIMIT,
+        SLOW_LIMIT,
     );
     assert!(
         o.status.success(),
@@ -353,7 +351,7 @@ impl Dsm {
         for (k, v) in wizard {
             c.env(k, v);
         }
-        let o = run_bounded(c, LIMIT);
+        let o = run_bounded(c, SLOW_LIMIT);
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
@@ -459,7 +457,7 @@ fn package_lifecycle_with_a_real_sshd() {
         began.elapsed()
     );
     assert!(
-        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        wait_until(SLOW_LIMIT, || through_tunnel(&remote, relay)),
         "the tunnel never carried traffic"
     );
     assert_eq!(dsm.run("start-stop-status", &["status"], "", &[]).0, 0);
@@ -470,12 +468,12 @@ fn package_lifecycle_with_a_real_sshd() {
     let (ssh, _) = children_of(autossh[0]);
     assert_eq!(ssh.len(), 1);
     signal(ssh[0], libc::SIGKILL);
-    assert!(wait_until(LIMIT, || children_of(autossh[0])
+    assert!(wait_until(SLOW_LIMIT, || children_of(autossh[0])
         .0
         .iter()
         .any(|p| !ssh.contains(p))));
     assert!(
-        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        wait_until(SLOW_LIMIT, || through_tunnel(&remote, relay)),
         "the tunnel did not come back"
     );
 
@@ -528,7 +526,7 @@ fn package_lifecycle_with_a_real_sshd() {
     let (code, said) = dsm.run("start-stop-status", &["start"], "START", &[]);
     assert_eq!(code, 0, "{said}");
     assert!(
-        wait_until(LIMIT, || through_tunnel(&remote, relay)),
+        wait_until(SLOW_LIMIT, || through_tunnel(&remote, relay)),
         "no tunnel after the upgrade"
     );
 
@@ -600,7 +598,7 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
             .env("SYNOPKG_TEMP_LOGFILE", x.0.join("message"))
             .env("wizard_host", "relay.example.net")
             .env("wizard_user", "tunnel");
-        let o = run_bounded(c, LIMIT);
+        let o = run_bounded(c, SLOW_LIMIT);
         assert!(
             o.status.success(),
             "{script}: {}",

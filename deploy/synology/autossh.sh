@@ -23,6 +23,8 @@
 # each tunnel to stop), AUTOSSH_SSH_OPTIONS (options put before every
 # tunnel's own, split on blanks).
 
+set -eu
+
 AUTOSSH=${AUTOSSH:-/usr/local/bin/autossh}
 TUNNELS=${AUTOSSH_TUNNELS:-/usr/local/etc/autossh/tunnels.conf}
 RUN_DIR=${AUTOSSH_RUN_DIR:-/var/run/autossh}
@@ -80,6 +82,7 @@ start_one() {
     rm -f "$RUN_DIR/$1.pid"
     (
         for setting in $(settings "$1"); do
+            # shellcheck disable=SC2163 # VAR=VALUE: exported as given
             export "$setting"
         done
         export AUTOSSH_GATETIME=0 AUTOSSH_PIDFILE="$RUN_DIR/$1.pid"
@@ -102,7 +105,8 @@ start_one() {
 
 stop_one() {
     pid=$(pid_of "$1") || { echo "$1: not running"; rm -f "$RUN_DIR/$1.pid"; return 0; }
-    kill -TERM "$pid"
+    # It may have ended since: nothing left to ask.
+    kill -TERM "$pid" 2>/dev/null || true
     # autossh stops ssh (SIGKILL after 5 s if it must), then exits.
     waited=0
     while kill -0 "$pid" 2>/dev/null && [ $waited -lt $((STOP_WAIT * 10)) ]; do
@@ -110,7 +114,7 @@ stop_one() {
         waited=$((waited + 1))
     done
     if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid"
+        kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$RUN_DIR/$1.pid"
     echo "$1: stopped"
@@ -133,7 +137,7 @@ status() {
     return 1
 }
 
-case "$1" in
+case "${1:-}" in
 start)
     mkdir -p "$RUN_DIR"
     check

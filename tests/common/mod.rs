@@ -350,6 +350,12 @@ impl Running {
     pub fn signal(&self, sig: i32) {
         signal(self.pid, sig);
     }
+
+    /// Ends a running autossh as a user would, with SIGTERM: it must exit 1.
+    pub fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.wait(LIMIT), Some(1), "autossh did not end on SIGTERM");
+    }
 }
 
 impl Drop for Running {
@@ -394,17 +400,60 @@ pub fn os(v: &[&str]) -> Vec<OsString> {
     v.iter().map(OsString::from).collect()
 }
 
+/// How long a bounded wait in a test lasts at most.
+pub const LIMIT: Duration = Duration::from_secs(20);
+/// The same, for what starts real servers or builds packages.
+pub const SLOW_LIMIT: Duration = Duration::from_secs(40);
+
 /// True in CI, where tests that need the reference or root must not skip.
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
-pub fn have_reference() -> bool {
-    let present = Path::new(REFERENCE).exists();
-    if !present && in_ci() {
-        panic!("{REFERENCE} is missing in CI: .ci/run installs the autossh package");
+/// Whether the binary under test runs under emulation (AUTOSSH_BIN names a
+/// build for another processor): its timing is slower and less even.
+pub fn emulated() -> bool {
+    std::env::var_os("AUTOSSH_BIN").is_some_and(|v| !v.is_empty())
+}
+
+/// A time bound, widened under emulation, where a sub-second margin would
+/// make a test flaky rather than meaningful.
+pub fn allow(bound: Duration) -> Duration {
+    if emulated() {
+        bound * 3 + Duration::from_secs(1)
+    } else {
+        bound
     }
-    present
+}
+
+/// Whether a test can run: when `present` is false it says `skipped: WHY`
+/// (on the real stderr, past the harness's capture) and returns false, and
+/// in CI, where nothing may skip, it fails.
+pub fn requires(present: bool, why: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(!in_ci(), "cannot skip in CI: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// For tests that need root (mounts, namespaces, other users).
+pub fn need_root() -> bool {
+    requires(is_root(), "needs root")
+}
+
+pub fn have_reference() -> bool {
+    requires(
+        Path::new(REFERENCE).exists(),
+        "the original (/usr/lib/autossh/autossh, Debian's autossh package) is missing",
+    )
 }
 
 /// A port P with P and P+1 free on 127.0.0.1 now, different for each caller in
@@ -429,10 +478,15 @@ pub fn free_pair() -> u16 {
 pub fn have_socat() -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("socat").exists()));
-    if !found && in_ci() {
-        panic!("socat is missing in CI: .ci/run installs it");
-    }
-    found
+    requires(found, "socat is missing (.ci/run installs it)")
+}
+
+/// Whether a program is installed at `path`; `package` names what installs it.
+pub fn have_tool(path: &str, package: &str) -> bool {
+    requires(
+        Path::new(path).exists(),
+        &format!("{path} is missing (.ci/run installs {package})"),
+    )
 }
 
 /// The parent pid and state letter of a process, from /proc.

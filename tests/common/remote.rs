@@ -14,29 +14,23 @@ use std::time::Duration;
 
 use super::*;
 
-pub const LIMIT: Duration = Duration::from_secs(30);
-
 pub fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     let tools = ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"]
         .iter()
-        .all(|p| Path::new(p).exists())
-        && have_socat();
+        .all(|p| Path::new(p).exists());
     let ip = Command::new("ip")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if root && tools && ip {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "end-to-end tests cannot run in CI (root {root}, tools {tools}, ip {ip})"
-    );
-    false
+    need_root()
+        && requires(
+            tools,
+            "sshd, ssh or ssh-keygen is missing (.ci/run installs OpenSSH)",
+        )
+        && requires(ip, "ip is missing (.ci/run installs iproute2)")
+        && have_socat()
 }
 
 pub fn sh(args: &[&str]) {
@@ -202,7 +196,7 @@ impl Remote {
         self.sshd = Some(child);
         let ssh_port = SocketAddr::from((self.addr, 22));
         assert!(
-            wait_until(LIMIT, || TcpStream::connect_timeout(
+            wait_until(SLOW_LIMIT, || TcpStream::connect_timeout(
                 &ssh_port,
                 Duration::from_millis(200)
             )
@@ -289,7 +283,7 @@ impl Remote {
             .spawn()
             .unwrap();
         let _ = child.stdin.take().unwrap().write_all(input);
-        let out = run_bounded_child(child, LIMIT);
+        let out = run_bounded_child(child, SLOW_LIMIT);
         out.stdout
     }
 
@@ -382,11 +376,6 @@ pub fn start(
     Running::start(c)
 }
 
-pub fn stop(mut r: Running) {
-    r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(LIMIT), Some(1));
-}
-
 /// Our autossh (poll 2 s) carrying a user forward to the remote echo service,
 /// once that forward works: the fake (for the log), the run, the user port.
 pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
@@ -394,7 +383,7 @@ pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
     let (port, user) = (free_pair(), free_pair());
     let r = start(autossh_bin(), &fake, remote, &spec(mode, port), user, "2");
     assert!(
-        wait_until(LIMIT, || echo_through(user)),
+        wait_until(SLOW_LIMIT, || echo_through(user)),
         "{mode}: {:?}",
         fake.messages()
     );
