@@ -22,13 +22,13 @@ use syslog::{LogFormat, LoggerBackend, Severity};
 use crate::config::LogSettings;
 use crate::messages::{self, OsError};
 
-/// Syslog's levels (SPEC §4).
-pub const ERR: u8 = 3;
-pub const INFO: u8 = 6;
-pub const DEBUG: u8 = 7;
+/// Syslog's levels (SPEC §4), as the configuration holds them.
+pub const ERR: u8 = libc::LOG_ERR as u8;
+pub const INFO: u8 = libc::LOG_INFO as u8;
+pub const DEBUG: u8 = libc::LOG_DEBUG as u8;
 
-/// LOG_USER, the facility of every message.
-const FACILITY_USER: u8 = 1 << 3;
+/// The facility of every message.
+const FACILITY_USER: u8 = libc::LOG_USER as u8;
 /// Where the C library sends syslog messages.
 const SYSLOG_SOCKET: &str = "/dev/log";
 
@@ -36,7 +36,7 @@ const SYSLOG_SOCKET: &str = "/dev/log";
 pub fn syslog_level(level: Level) -> u8 {
     match level {
         Level::Error => ERR,
-        Level::Warn => 4,
+        Level::Warn => libc::LOG_WARNING as u8,
         Level::Info => INFO,
         Level::Debug | Level::Trace => DEBUG,
     }

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+
 use crate::backoff::Backoff;
 use crate::child::{Ended, SpawnError};
 use crate::messages::Note;
@@ -22,12 +24,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// The quiet after a network change before it is tested: a change is often a
 /// burst of messages.
 pub const SETTLE: Duration = Duration::from_secs(1);
-
-const SIGHUP: i32 = libc::SIGHUP;
-const SIGINT: i32 = libc::SIGINT;
-const SIGQUIT: i32 = libc::SIGQUIT;
-const SIGTERM: i32 = libc::SIGTERM;
-const SIGUSR1: i32 = libc::SIGUSR1;
 
 /// The rules of one run, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +243,33 @@ impl Watchdog {
     }
 }
 
+/// The quiet second after a network change (a change is often a burst of
+/// messages); then it is tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settle {
+    until: Option<Time>,
+}
+
+impl Settle {
+    /// Each change pushes the test back.
+    fn changed(&mut self, now: Time) {
+        self.until = Some(now + SETTLE);
+    }
+
+    /// Whether a change has settled by `now`; it is then forgotten.
+    fn take(&mut self, now: Time) -> bool {
+        let settled = self.until.is_some_and(|at| now >= at);
+        if settled {
+            self.until = None;
+        }
+        settled
+    }
+
+    fn forget(&mut self) {
+        self.until = None;
+    }
+}
+
 /// The decisions and what they remember.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -258,8 +281,7 @@ pub struct Machine {
     lifetime_end: Option<Time>,
     readiness: Readiness,
     watchdog: Option<Watchdog>,
-    /// When a network change has settled and is to be tested.
-    settle_until: Option<Time>,
+    settle: Settle,
 }
 
 impl Machine {
@@ -277,7 +299,7 @@ impl Machine {
                 sent: !rules.notify,
             },
             watchdog: rules.watchdog.map(|every| Watchdog { every, next: every }),
-            settle_until: None,
+            settle: Settle { until: None },
         }
     }
 
@@ -321,7 +343,7 @@ impl Machine {
             own,
             self.lifetime_end,
             self.watchdog.map(|w| w.next),
-            self.settle_until,
+            self.settle.until,
         ]
         .into_iter()
         .flatten()
@@ -397,8 +419,7 @@ impl Machine {
             }
             Event::NetworkChanged => {
                 if self.rules.monitored {
-                    // Each change pushes the test back: it runs after a quiet second.
-                    self.settle_until = Some(now + SETTLE);
+                    self.settle.changed(now);
                 }
             }
             Event::Tick => {}
@@ -419,11 +440,9 @@ impl Machine {
         if let Phase::Done(_) = self.phase {
             return;
         }
-        if self.settle_until.is_some_and(|at| now >= at)
-            && !matches!(self.phase, Phase::Running { .. })
-        {
+        if !matches!(self.phase, Phase::Running { .. }) {
             // ssh is being replaced: the new one is tested anyway.
-            self.settle_until = None;
+            self.settle.take(now);
         }
         match self.phase {
             Phase::Waiting { until } if now >= until => self.launch(now, out),
@@ -452,11 +471,8 @@ impl Machine {
                 {
                     self.readiness.set(out);
                 }
-                let settled = self.settle_until.is_some_and(|at| now >= at);
-                if settled {
-                    // One test for the change, unless one is running already.
-                    self.settle_until = None;
-                }
+                // One test for the change, unless one is running already.
+                let settled = self.settle.take(now);
                 if let Test::Due(due) = test {
                     if now >= due {
                         test = Test::Running(Cause::Poll);
@@ -598,7 +614,7 @@ impl Machine {
             max: self.rules.max_start,
         });
         self.backoff.started(now);
-        self.settle_until = None;
+        self.settle.forget();
         out.push(Action::Spawn);
         self.phase = Phase::Spawning;
     }

@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -397,10 +398,13 @@ fn text_at_the_end_of_unicode_is_quoted_as_it_is() {
     );
 }
 
-fn mkfifo(path: &std::path::Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+/// autossh with its log in a new FIFO of `fake`'s folder; the FIFO's path.
+fn logging_to_a_fifo(fake: &Fake) -> (Running, std::path::PathBuf) {
+    let fifo = fake.dir.path("log.fifo");
+    mkfifo(&fifo);
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_LOGFILE", &fifo).env("FAKE_PLAN", "hang");
+    (Running::start(c), fifo)
 }
 
 /// AUTOSSH_LOGFILE naming a FIFO that has no reader yet: autossh waits for
@@ -409,11 +413,7 @@ fn mkfifo(path: &std::path::Path) {
 fn a_log_fifo_without_a_reader_leaves_autossh_killable() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let fake = Fake::new("logfifo");
-        let fifo = fake.dir.path("log.fifo");
-        mkfifo(&fifo);
-        let mut c = fake.autossh(&["-M", "0", "host"]);
-        c.env("AUTOSSH_LOGFILE", &fifo).env("FAKE_PLAN", "hang");
-        let mut r = Running::start(c);
+        let (mut r, _) = logging_to_a_fifo(&fake);
         // Waiting in open(2) for the reader.
         assert!(wait_until(LIMIT, || std::fs::read_to_string(format!(
             "/proc/{}/wchan",
@@ -427,19 +427,20 @@ fn a_log_fifo_without_a_reader_leaves_autossh_killable() {
     }
     // With a reader it goes on, and logs into the FIFO.
     let fake = Fake::new("logfifo");
-    let fifo = fake.dir.path("log.fifo");
-    mkfifo(&fifo);
-    let mut c = fake.autossh(&["-M", "0", "host"]);
-    c.env("AUTOSSH_LOGFILE", &fifo).env("FAKE_PLAN", "hang");
-    let mut r = Running::start(c);
-    let mut reader = std::fs::File::open(&fifo).unwrap();
+    let (r, fifo) = logging_to_a_fifo(&fake);
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
-    while !String::from_utf8_lossy(&got).contains("ssh child pid is") {
-        let n = reader.read(&mut buf).unwrap();
-        assert!(n > 0, "the log ended: {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(LIMIT), Some(1));
+    let logged = wait_until(LIMIT, || {
+        if let Ok(n) = reader.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).contains("ssh child pid is")
+    });
+    assert!(logged, "{:?}", String::from_utf8_lossy(&got));
+    r.stop();
 }

@@ -455,9 +455,7 @@ fn a_poll_that_fails_for_good_ends_the_run() {
 fn a_pid_file_that_is_a_fifo_is_refused_at_once() {
     let fake = Fake::new("pidfifo");
     let path = fake.dir.path("p.pid");
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&path);
     let mut r = start(
         &fake,
         "hang",
