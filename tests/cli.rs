@@ -220,15 +220,15 @@ fn ssh_argv(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn real_world_command_lines() {
-    let _ports = fixed_ports();
+    let (p, q) = (free_pair(), free_pair());
     let cases: &[(&[&str], &[&str])] = &[
         (
-            &["-M", "20000", "-fN", "-R", "2200:localhost:22", "me@nas"],
+            &["-M", "{P}", "-fN", "-R", "2200:localhost:22", "me@nas"],
             &[
                 "-L",
-                "20000:127.0.0.1:20000",
+                "{P}:127.0.0.1:{P}",
                 "-R",
-                "20000:127.0.0.1:20001",
+                "{P}:127.0.0.1:{P1}",
                 "-N",
                 "-R",
                 "2200:localhost:22",
@@ -262,24 +262,24 @@ fn real_world_command_lines() {
             ],
         ),
         (
-            &["-M", "20004", "-t", "host", "screen -e^Zz -D -R"],
+            &["-M", "{Q}", "-t", "host", "screen -e^Zz -D -R"],
             &[
                 "-L",
-                "20004:127.0.0.1:20004",
+                "{Q}:127.0.0.1:{Q}",
                 "-R",
-                "20004:127.0.0.1:20005",
+                "{Q}:127.0.0.1:{Q1}",
                 "-t",
                 "host",
                 "screen -e^Zz -D -R",
             ],
         ),
         (
-            &["-M", "20000:7", "-N", "host"],
-            &["-L", "20000:127.0.0.1:7", "-N", "host"],
+            &["-M", "{P}:7", "-N", "host"],
+            &["-L", "{P}:127.0.0.1:7", "-N", "host"],
         ),
         (
-            &["-M", "0x4e20:0x7", "host"],
-            &["-L", "20000:127.0.0.1:7", "host"],
+            &["-M", "{Px}:0x7", "host"],
+            &["-L", "{P}:127.0.0.1:7", "host"],
         ),
         (
             &["-NTfM0", "-p2222", "user@host"],
@@ -308,12 +308,12 @@ fn real_world_command_lines() {
             &["host", "cmd", "--", "x"],
         ),
         (
-            &["-2", "-fN", "-M", "20000", "-R", "2200:localhost:22", "u@h"],
+            &["-2", "-fN", "-M", "{P}", "-R", "2200:localhost:22", "u@h"],
             &[
                 "-L",
-                "20000:127.0.0.1:20000",
+                "{P}:127.0.0.1:{P}",
                 "-R",
-                "20000:127.0.0.1:20001",
+                "{P}:127.0.0.1:{P1}",
                 "-2",
                 "-N",
                 "-R",
@@ -323,27 +323,30 @@ fn real_world_command_lines() {
         ),
     ];
     for (args, expect) in cases {
-        let got = ssh_argv(args, &[]);
-        assert_eq!(got, strings(expect), "{args:?}");
+        let (args, expect) = (fill(args, p, q), fill(expect, p, q));
+        let got = ssh_argv(&refs(&args), &[]);
+        assert_eq!(got, expect, "{args:?}");
     }
 }
 
 #[test]
 fn autossh_port_wins_and_consumes_m() {
-    let _ports = fixed_ports();
-    let got = ssh_argv(&["-M", "0", "-N", "host"], &[("AUTOSSH_PORT", "20000")]);
+    let p = free_pair();
+    let f = |items: &[&str]| fill(items, p, p);
+    let port = p.to_string();
+    let got = ssh_argv(&["-M", "0", "-N", "host"], &[("AUTOSSH_PORT", &port)]);
     assert_eq!(
         got,
-        strings(&[
+        f(&[
             "-L",
-            "20000:127.0.0.1:20000",
+            "{P}:127.0.0.1:{P}",
             "-R",
-            "20000:127.0.0.1:20001",
+            "{P}:127.0.0.1:{P1}",
             "-N",
             "host"
         ])
     );
-    let got = ssh_argv(&["-M", "20000", "host"], &[("AUTOSSH_PORT", "0")]);
+    let got = ssh_argv(&["-M", &port, "host"], &[("AUTOSSH_PORT", "0")]);
     assert_eq!(got, strings(&["host"]));
     // Empty counts as unset.
     let got = ssh_argv(&["-M", "0", "host"], &[("AUTOSSH_PORT", "")]);

@@ -76,14 +76,14 @@ fn assert_same(args: &[&str], env: &[(&str, &str)]) {
 
 #[test]
 fn same_ssh_command_lines() {
-    let _ports = fixed_ports();
+    let (p, q) = (free_pair(), free_pair());
     let gate = [("AUTOSSH_GATETIME", "0")];
     let lines: &[&[&str]] = &[
-        &["-M", "20000", "-fN", "-R", "2200:localhost:22", "me@nas"],
+        &["-M", "{P}", "-fN", "-R", "2200:localhost:22", "me@nas"],
         &["-M", "0", "-N", "-R", "2200:localhost:22", "me@nas"],
-        &["-M", "20000:7", "-N", "host"],
-        &["-M", "0x4e20:0x7", "host"],
-        &["-M", "047040", "-L", "8080:web:80", "-N", "gw"],
+        &["-M", "{P}:7", "-N", "host"],
+        &["-M", "{Px}:0x7", "host"],
+        &["-M", "{Po}", "-L", "8080:web:80", "-N", "gw"],
         &[
             "-M",
             "0",
@@ -93,10 +93,10 @@ fn same_ssh_command_lines() {
             "8080:web:80",
             "gw",
         ],
-        &["-M", "20004", "-t", "host", "screen -e^Zz -D -R"],
+        &["-M", "{Q}", "-t", "host", "screen -e^Zz -D -R"],
         &["-NTf", "-M", "0", "-p2222", "user@host"],
         &["-M0", "-L8808:foo:80", "-ofoo=f", "-fi", "key", "host"],
-        &["-2", "-fN", "-M", "20000", "-R", "2200:localhost:22", "u@h"],
+        &["-2", "-fN", "-M", "{P}", "-R", "2200:localhost:22", "u@h"],
         &[
             "-M", "0", "-4", "-C", "-q", "-i", "/k", "-l", "me", "-p", "22", "h",
         ],
@@ -104,6 +104,8 @@ fn same_ssh_command_lines() {
         &["-M", "abc", "-M", "0", "host"],
     ];
     for args in lines {
+        let filled = fill(args, p, q);
+        let args = &refs(&filled)[..];
         if let Some((theirs, ours)) = both(args, &gate) {
             // -f: the backgrounded run may still be going; argv is what counts.
             assert_eq!(ours.argvs, theirs.argvs, "{args:?}");
@@ -141,6 +143,7 @@ fn same_exit_status_rules() {
 
 #[test]
 fn same_port_errors() {
+    let p = free_pair();
     for spec in [
         "abc",
         "-V",
@@ -150,14 +153,15 @@ fn same_port_errors() {
         "-1",
         "abc:0",
         "0:x",
-        "20000:",
+        "{P}:",
         ":7",
-        " 20000",
-        "20000 ",
-        "+20000",
+        " {P}",
+        "{P} ",
+        "+{P}",
         "99999999999999999999",
         "0:7",
     ] {
+        let spec = &fill(&[spec], p, p)[0];
         assert_same(&["-M", spec, "host"], &[("AUTOSSH_GATETIME", "0")]);
     }
 }
@@ -324,20 +328,25 @@ fn differs_new_openssh_options() {
 
 #[test]
 fn differs_autossh_port_over_m() {
-    let _ports = fixed_ports();
+    let p = free_pair();
+    let port = p.to_string();
     // Debian's build lets -M win; upstream and we let AUTOSSH_PORT win.
-    let env = [("AUTOSSH_GATETIME", "0"), ("AUTOSSH_PORT", "20000")];
+    let env = [("AUTOSSH_GATETIME", "0"), ("AUTOSSH_PORT", port.as_str())];
     if let Some((theirs, ours)) = both(&["-M", "0", "host"], &env) {
         assert_eq!(theirs.argvs, vec![strings(&["host"])]);
         assert_eq!(
             ours.argvs,
-            vec![strings(&[
-                "-L",
-                "20000:127.0.0.1:20000",
-                "-R",
-                "20000:127.0.0.1:20001",
-                "host"
-            ])]
+            vec![fill(
+                &[
+                    "-L",
+                    "{P}:127.0.0.1:{P}",
+                    "-R",
+                    "{P}:127.0.0.1:{P1}",
+                    "host"
+                ],
+                p,
+                p
+            )]
         );
     }
 }

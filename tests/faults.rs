@@ -64,6 +64,24 @@ fn link_down_and_up() {
     r.stop();
 }
 
+/// The path cut far away: nothing on this host changes, the regular test
+/// finds it.
+#[test]
+fn traffic_dropped_far_away() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let (fake, r, user) = tunnel_up(&remote, "loop");
+    let base = baseline(&r);
+    remote.cut_far(true);
+    assert!(fake.wait_log("port down, restarting ssh", SLOW_LIMIT));
+    std::thread::sleep(Duration::from_secs(2));
+    remote.cut_far(false);
+    recovered(&fake, &r, user, &base, "far cut");
+    r.stop();
+}
+
 #[test]
 fn sshd_killed_and_restarted() {
     if !can_run() {
@@ -165,12 +183,28 @@ fn ssh_killed_in_the_middle_of_a_test() {
     let remote = Remote::new();
     let (fake, r, user) = tunnel_up(&remote, "loop");
     let base = baseline(&r);
-    // Cut the link so that the next test hangs waiting, then kill ssh in it.
+    // Cut the link so that the next test hangs waiting, then kill ssh in it:
+    // once the test's connection is open (one descriptor more than between
+    // tests), and before the test has failed.
+    let before = fake.messages().len();
     remote.link(false);
-    std::thread::sleep(Duration::from_millis(2200));
+    assert!(
+        wait_until(SLOW_LIMIT, || fd_count(r.pid) > base.fds),
+        "no test began: {:?}",
+        fake.messages()
+    );
     let ssh = children_of(r.pid).0[0];
     signal(ssh, libc::SIGKILL);
     assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", SLOW_LIMIT));
+    let since: Vec<String> = fake.messages().split_off(before);
+    let died = since
+        .iter()
+        .position(|m| m == "ssh exited on signal 9, restarting ssh")
+        .unwrap();
+    assert!(
+        !since[..died].iter().any(|m| m.starts_with("port down")),
+        "the test had already failed: {since:?}"
+    );
     remote.link(true);
     recovered(&fake, &r, user, &base, "ssh killed mid-test");
     r.stop();
@@ -213,20 +247,31 @@ fn signal_storm() {
     let (fake, r, user) = tunnel_up(&remote, "loop");
     let base = baseline(&r);
     let end = Instant::now() + Duration::from_secs(10);
-    let mut sent = 0;
-    while Instant::now() < end {
+    let (mut sent, mut restarts) = (0, 0);
+    for round in 0.. {
+        if Instant::now() >= end {
+            break;
+        }
         for sig in [libc::SIGHUP, libc::SIGCHLD, libc::SIGUSR2, libc::SIGCHLD] {
             r.signal(sig);
             sent += 1;
         }
-        if sent % 200 == 0 {
+        // A restart asked for every 100 rounds (about every 0.6 s).
+        if round % 100 == 99 {
             r.signal(libc::SIGUSR1);
-            sent += 1;
+            restarts += 1;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    eprintln!("signal storm: {sent} signals in 10 s");
+    eprintln!("signal storm: {sent} signals and {restarts} USR1 in 10 s");
+    assert!(restarts >= 5, "{restarts}");
     recovered(&fake, &r, user, &base, "signal storm");
-    assert!(fake.count_log("signalled to kill and restart ssh") >= 1);
+    // Each USR1 that found ssh running restarted it (one that came while an
+    // ssh was being stopped has nothing more to do).
+    let asked = fake.count_log("signalled to kill and restart ssh");
+    assert!(asked >= 2 && asked <= restarts, "{asked} of {restarts}");
+    // (An ssh that finds the remote monitor port still held by the session
+    // before it exits 255 and is started again too.)
+    assert!(fake.count_log("starting ssh") > asked);
     r.stop();
 }

@@ -114,15 +114,66 @@ const NUMERIC: &[&str] = &[
     "AUTOSSH_LOGLEVEL",
 ];
 
+/// The orphans that reached this process (its subreaper) and have ended:
+/// reaped, as (program name, wait status).
+fn reap_orphans() -> Vec<(String, i32)> {
+    let mut ended = Vec::new();
+    for _ in 0..10_000 {
+        // SAFETY: waitid writes only into the zeroed siginfo it is given; with
+        // WNOWAIT the child stays a zombie, so its /proc entry can be read.
+        let pid = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if libc::waitid(libc::P_ALL, 0, &mut info, flags) != 0 {
+                break;
+            }
+            info.si_pid()
+        };
+        if pid == 0 {
+            break;
+        }
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let mut status = 0;
+        // SAFETY: reaps the zombie just seen; writes only `status`.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        ended.push((name.trim().to_string(), status));
+    }
+    ended
+}
+
+/// The seed: AUTOSSH_FUZZ_SEED to replay one, else a new one, printed.
+fn seed() -> u64 {
+    let seed = match std::env::var("AUTOSSH_FUZZ_SEED") {
+        Ok(s) => s.parse().expect("AUTOSSH_FUZZ_SEED is a number"),
+        Err(_) => {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        }
+    };
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "fuzz seed {seed} (replay: AUTOSSH_FUZZ_SEED={seed} cargo test --test fuzz)"
+    );
+    seed
+}
+
 #[test]
 fn arbitrary_input_exits_cleanly() {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        | 1;
+    let seed = seed();
     let mut rng = Rng(seed);
     let fake = Fake::new("fuzz");
+    // Runs with -f go on in a process of their own, whose stderr is
+    // /dev/null: as their subreaper, this test gets them back when they end,
+    // and sees how (a panic aborts).
+    // SAFETY: prctl only marks this process; this test is alone in its binary.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0
+    );
     for round in 0..300 {
         let mut argv: Vec<OsString> = Vec::new();
         for _ in 0..rng.below(7) {
@@ -177,4 +228,22 @@ fn arbitrary_input_exits_cleanly() {
         let pids = fake.pids();
         pids.iter().all(|&p| !alive(p))
     }));
+    let mut ended = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            ended.extend(reap_orphans());
+            children_of(std::process::id() as i32).0.is_empty()
+        }),
+        "seed {seed}: background runs left"
+    );
+    ended.extend(reap_orphans());
+    for (name, status) in &ended {
+        if name == "autossh" {
+            let clean = libc::WIFEXITED(*status) && matches!(libc::WEXITSTATUS(*status), 0 | 1);
+            assert!(
+                clean,
+                "seed {seed}: a background autossh ended with status {status:#x}"
+            );
+        }
+    }
 }

@@ -197,6 +197,31 @@ fn a_flood_of_interface_changes_costs_no_test() {
     assert_eq!(tests_caused("0"), (0, 0));
 }
 
+/// A cut far away changes nothing on this host: no change is heard, and
+/// the regular test is what finds it (tests/e2e.rs times it).
+#[test]
+fn a_far_cut_is_not_heard_of_here() {
+    if !remote::can_run() {
+        return;
+    }
+    let _alone = alone();
+    let remote = Remote::new();
+    let (fake, r, _) = remote::tunnel_up(&remote, "loop");
+    // The remote host's own making has settled.
+    std::thread::sleep(Duration::from_secs(2));
+    let heard = fake.count_log("network changed");
+    remote.cut_far(true);
+    assert!(fake.wait_log("port down, restarting ssh", SLOW_LIMIT));
+    assert_eq!(
+        fake.count_log("network changed"),
+        heard,
+        "{:?}",
+        fake.messages()
+    );
+    remote.cut_far(false);
+    r.stop();
+}
+
 #[test]
 fn netwatch_can_be_turned_off_and_rejects_junk() {
     let fake = Fake::new("netoff");

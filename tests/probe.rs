@@ -72,12 +72,23 @@ fn probe_line_is_name_pid_id_message() {
     r.stop();
 }
 
-/// Seconds from the first start until `port down` for the given plan.
+/// Seconds from the first start until `port down` for the given plan, and
+/// the log's messages.
 fn detection(
     program: &str,
     spec_of: impl Fn(u16) -> String,
     plan: &str,
 ) -> (Duration, Vec<String>) {
+    let (took, messages, _) = detection_text(program, spec_of, plan);
+    (took, messages)
+}
+
+/// As [`detection`], with the log's whole text.
+fn detection_text(
+    program: &str,
+    spec_of: impl Fn(u16) -> String,
+    plan: &str,
+) -> (Duration, Vec<String>, String) {
     let fake = Fake::new("detect");
     let port = free_pair();
     let began = Instant::now();
@@ -92,9 +103,21 @@ fn detection(
         wait_until(LIMIT, || fake.runs() >= 2),
         "{program} {plan}: not restarted"
     );
-    let messages = fake.messages();
+    let text = fake.log_text();
     r.stop();
-    (took, messages)
+    (took, messages_of(&text), text)
+}
+
+/// Returns once autossh's first test is under way: its connection is open
+/// (one descriptor more than before it), and it has not failed yet.
+fn in_the_first_test(r: &Running, fake: &Fake) {
+    let before = fd_count(r.pid);
+    assert!(
+        wait_until(LIMIT, || fd_count(r.pid) > before),
+        "no test began: {:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("port down"), 0, "{:?}", fake.messages());
 }
 
 fn loop_spec(port: u16) -> String {
@@ -141,12 +164,33 @@ fn wrong_answers_fail_after_a_second_attempt() {
     if !have_socat() {
         return;
     }
-    let (_, m) = detection(autossh_bin(), echo_spec, "fwd:wrong");
-    assert!(
-        m.iter().any(|l| l.starts_with("not what I sent: ")),
+    // Echo mode: the wrong line, then on the same connection nothing more
+    // (the fake has closed it): two comparisons, two failures, then down.
+    // (The lines quote the test line, CR LF and all, as the original's do:
+    // they are read from the log's text.)
+    let (_, m, text) = detection_text(autossh_bin(), echo_spec, "fwd:wrong");
+    let down = text.find("port down, restarting ssh").unwrap();
+    assert_eq!(
+        text[..down].matches("not what I sent: ").count(),
+        2,
         "{m:?}"
     );
-    let (_, m) = detection(autossh_bin(), loop_spec, "fwd:wrongloop");
+    assert!(text[..down].contains("\" : \"wrong\n\""), "{m:?}");
+    let i = m
+        .iter()
+        .position(|l| l == "port down, restarting ssh")
+        .unwrap();
+    assert_eq!(m[i - 1], "tried connection 2 times and failed", "{m:?}");
+    // Loop mode: the wrong line comes back through the return port; the
+    // second attempt waits for another connection, which never comes.
+    let (_, m, text) = detection_text(autossh_bin(), loop_spec, "fwd:wrongloop");
+    let down = text.find("port down, restarting ssh").unwrap();
+    assert_eq!(
+        text[..down].matches("not what I sent: ").count(),
+        1,
+        "{m:?}"
+    );
+    assert!(text[..down].contains("\" : \"bogus\n\""), "{m:?}");
     let i = m
         .iter()
         .position(|l| l == "port down, restarting ssh")
@@ -199,7 +243,7 @@ fn signals_are_handled_mid_probe() {
     // The echo test of a swallowing tunnel lasts 2 s, from 2 s after the start.
     let mut r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
-    std::thread::sleep(Duration::from_millis(2500));
+    in_the_first_test(&r, &fake);
     let asked = Instant::now();
     r.signal(libc::SIGHUP);
     r.signal(libc::SIGTERM);
@@ -223,7 +267,7 @@ fn ssh_death_mid_probe_is_seen_at_once() {
     let port = free_pair();
     let r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
-    std::thread::sleep(Duration::from_millis(2500));
+    in_the_first_test(&r, &fake);
     let killed = Instant::now();
     signal(fake.pids()[0], libc::SIGKILL);
     assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));
@@ -268,6 +312,14 @@ fn stale_connections_do_not_fail_a_test() {
     let _stranger = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
     assert!(wait_until(LIMIT, || fake.count_log("connection ok") >= 2));
     assert_eq!(fake.count_log("port down"), 0);
+    // Closed before the test, it cost not even a second attempt.
+    assert_eq!(
+        fake.count_log("timeout on io poll"),
+        0,
+        "{:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("tried connection 2 times"), 0);
     r.stop();
 }
 

@@ -217,7 +217,12 @@ fn lifetime_ends_the_run() {
     let mut r = start(&fake, "hang", &[("AUTOSSH_MAXLIFETIME", "2")]);
     let ssh = current_ssh(&fake);
     assert_eq!(r.wait(LIMIT), Some(0));
-    assert!(began.elapsed() >= Duration::from_secs(2));
+    let lived = began.elapsed();
+    assert!(lived >= Duration::from_secs(2), "{lived:?}");
+    assert!(
+        lived < Duration::from_secs(2) + allow(Duration::from_secs(1)),
+        "{lived:?}"
+    );
     assert!(!alive(ssh));
     assert_eq!(
         fake.messages().last().unwrap(),
@@ -359,6 +364,25 @@ fn background_detaches_after_checks() {
         .parse()
         .unwrap();
     assert!(alive(daemon));
+    // Detached: the leader of a session of its own, in /, stdio on /dev/null.
+    let stat = fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // After the name: state, ppid, pgrp, session.
+    assert_eq!(fields[3], daemon.to_string(), "session of {daemon}: {stat}");
+    assert_eq!(fields[2], daemon.to_string(), "process group of {daemon}");
+    assert_eq!(
+        fs::read_link(format!("/proc/{daemon}/cwd")).unwrap(),
+        std::path::Path::new("/")
+    );
+    for fd in 0..3 {
+        let to = fs::read_link(format!("/proc/{daemon}/fd/{fd}")).unwrap();
+        assert_eq!(to, std::path::Path::new("/dev/null"), "fd {fd}");
+    }
     let ssh = current_ssh(&fake);
     assert_eq!(fake.argv_of(ssh), strings(&["-N", "host"]));
     assert!(fake.wait_log("ssh exited with error status 1; restarting ssh", LIMIT));

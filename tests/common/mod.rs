@@ -44,12 +44,27 @@ pub const VARIABLES: [&str; 13] = [
     "AUTOSSH_NETWATCH",
 ];
 
-/// Held by the tests that pass fixed monitor ports (the real-world command
-/// lines, with 20000 and its neighbours), so that two of them running at once
-/// in one test binary never bind the same port.
-pub fn fixed_ports() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// `items` with port placeholders filled in, so that the real-world command
+/// lines run with ports that are free here: `{P}` and `{P1}` are the free
+/// pair `p` and `p + 1` (`{Px}` is `p` in hex, `{Po}` in octal), `{Q}` and
+/// `{Q1}` the pair `q`.
+pub fn fill(items: &[&str], p: u16, q: u16) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| {
+            item.replace("{P1}", &(p + 1).to_string())
+                .replace("{Px}", &format!("{p:#x}"))
+                .replace("{Po}", &format!("0{p:o}"))
+                .replace("{P}", &p.to_string())
+                .replace("{Q1}", &(q + 1).to_string())
+                .replace("{Q}", &q.to_string())
+        })
+        .collect()
+}
+
+/// The strings of `v`, borrowed.
+pub fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// A folder removed when dropped.
@@ -121,7 +136,13 @@ fwd:*)
     echo) exec socat $L PIPE ;;
     swallow) exec socat $L SYSTEM:'cat >/dev/null' ;;
     wrong) exec socat $L SYSTEM:'head -c 5 >/dev/null; echo wrong' ;;
-    wrongloop) exec socat $L SYSTEM:"head -c 5 >/dev/null; echo bogus | socat - TCP:127.0.0.1:$((P + 1))" ;;
+    wrongloop)
+        # Back through the return port with a wrong line. The command is a
+        # script of its own: socat would cut a SYSTEM command at its colons.
+        printf '#!/bin/sh\nhead -c 5 >/dev/null\necho bogus | exec socat - TCP:127.0.0.1:%s\n' \
+            $((P + 1)) > "$d/wrongloop.$$"
+        chmod +x "$d/wrongloop.$$"
+        exec socat $L EXEC:"$d/wrongloop.$$" ;;
     record) exec socat $L SYSTEM:"tee -a $d/received" ;;
     swallowrecord) exec socat $L SYSTEM:"cat >> $d/received" ;;
     esac ;;

@@ -315,6 +315,36 @@ impl Remote {
             if up { "up" } else { "down" },
         ]);
     }
+
+    /// Cuts the path far away (or mends it): everything the remote host
+    /// sends to this host is dropped inside its namespace, by a blackhole
+    /// route there. This host's links, addresses and routes stay as they are,
+    /// so nothing here hears of it: only a test can find it.
+    pub fn cut_far(&self, cut: bool) {
+        let host = format!("{}/32", self.host_addr);
+        let verb = if cut { "add" } else { "del" };
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "ip",
+            "route",
+            verb,
+            "blackhole",
+            &host,
+        ]);
+    }
+
+    /// Cuts the tunnel's path (or mends it) the way `how` names: `link`, this
+    /// host's link going down; `far`, [`Remote::cut_far`].
+    pub fn cut(&self, how: &str, cut: bool) {
+        match how {
+            "link" => self.link(!cut),
+            "far" => self.cut_far(cut),
+            _ => panic!("no cut {how}"),
+        }
+    }
 }
 
 impl Drop for Remote {
