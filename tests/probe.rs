@@ -108,18 +108,6 @@ fn detection_text(
     (took, messages_of(&text), text)
 }
 
-/// Returns once autossh's first test is under way: its connection is open
-/// (one descriptor more than before it), and it has not failed yet.
-fn in_the_first_test(r: &Running, fake: &Fake) {
-    let before = fd_count(r.pid);
-    assert!(
-        wait_until(LIMIT, || fd_count(r.pid) > before),
-        "no test began: {:?}",
-        fake.messages()
-    );
-    assert_eq!(fake.count_log("port down"), 0, "{:?}", fake.messages());
-}
-
 fn loop_spec(port: u16) -> String {
     port.to_string()
 }
@@ -243,7 +231,7 @@ fn signals_are_handled_mid_probe() {
     // The echo test of a swallowing tunnel lasts 2 s, from 2 s after the start.
     let mut r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
-    in_the_first_test(&r, &fake);
+    in_a_test(&r, &fake);
     let asked = Instant::now();
     r.signal(libc::SIGHUP);
     r.signal(libc::SIGTERM);
@@ -267,7 +255,7 @@ fn ssh_death_mid_probe_is_seen_at_once() {
     let port = free_pair();
     let r = start(autossh_bin(), &fake, &echo_spec(port), "fwd:swallow", "2");
     assert!(fake.wait_log("ssh child pid is", LIMIT));
-    in_the_first_test(&r, &fake);
+    in_a_test(&r, &fake);
     let killed = Instant::now();
     signal(fake.pids()[0], libc::SIGKILL);
     assert!(fake.wait_log("ssh exited on signal 9, restarting ssh", LIMIT));

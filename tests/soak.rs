@@ -139,9 +139,9 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
                     c.env("FAKE_PLAN", "fwd:swallow")
                         .env("AUTOSSH_POLL", "1")
                         .env("AUTOSSH_GATETIME", "0");
-                    let _r = Running::start(c);
+                    let r = Running::start(c);
                     assert!(wait_until(Duration::from_secs(10), || fake.runs() == 1));
-                    std::thread::sleep(Duration::from_millis(1300));
+                    in_a_test(&r, &fake);
                     let ssh = fake.pids()[0];
                     let d = restart_delay(&fake, ssh);
                     assert_eq!(fake.count_log("port down"), 0);

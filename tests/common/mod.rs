@@ -562,6 +562,19 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// Returns once a test of the running autossh `r` is under way: its
+/// connection is open (one descriptor more than when this was called, between
+/// tests), and no test has failed yet.
+pub fn in_a_test(r: &Running, fake: &Fake) {
+    let before = fd_count(r.pid);
+    assert!(
+        wait_until(LIMIT, || fd_count(r.pid) > before),
+        "no test began: {:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("port down"), 0, "{:?}", fake.messages());
+}
+
 /// Makes a FIFO at `path`.
 pub fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
