@@ -45,6 +45,9 @@ pub struct Setup {
     pub ignored: Vec<Signal>,
     /// Whether PR_SET_PDEATHSIG works here (a seccomp policy may refuse it).
     pub die_with_parent: bool,
+    /// Whether ssh's stderr is a pipe that autossh reads (`words`), rather
+    /// than autossh's own.
+    pub capture_stderr: bool,
 }
 
 /// A running ssh.
@@ -52,10 +55,17 @@ pub struct Ssh {
     pid: Pid,
 }
 
+/// A started ssh, and the reading end of its stderr when that is captured
+/// (non-blocking, close-on-exec).
+pub struct Started {
+    pub ssh: Ssh,
+    pub stderr: Option<OwnedFd>,
+}
+
 /// Starts `argv[0]` with `argv[1..]`, found through PATH as execvp finds it.
 /// ssh inherits stdio and the environment (less `setup.unset`), dies with us,
 /// and receives no descriptor but 0–2.
-pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
+pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Started, SpawnError> {
     // Everything the child needs is made before the fork. A NUL cannot come
     // from argv or the environment; the kernel would refuse it the same way.
     let c_strings = |items: &mut dyn Iterator<Item = Vec<u8>>| {
@@ -67,6 +77,11 @@ pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
     let args = c_strings(&mut argv.iter().cloned())?;
     let unset = c_strings(&mut setup.unset.iter().map(|n| n.as_bytes().to_vec()))?;
     let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let stderr = if setup.capture_stderr {
+        Some(pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?)
+    } else {
+        None
+    };
     let parent = getpid();
 
     // The handled signals stay blocked across the fork, so that the child can
@@ -80,8 +95,12 @@ pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
     let child = match forked {
         Ok(ForkResult::Child) => {
             drop(report_read);
+            let stderr = stderr.map(|(read, write)| {
+                drop(read);
+                write
+            });
             // SAFETY: in the child of the fork above.
-            unsafe { exec_child(&args, &unset, setup, parent, report_write) }
+            unsafe { exec_child(&args, &unset, setup, parent, report_write, stderr) }
         }
         Ok(ForkResult::Parent { child }) => Ok(child),
         Err(e) => Err(SpawnError::Fork(e)),
@@ -89,6 +108,10 @@ pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
     let pid = child?;
     drop(report_write);
+    let stderr = stderr.map(|(read, write)| {
+        drop(write);
+        read
+    });
 
     // The exec closes the pipe; a failure sends its errno first.
     let mut reported = [0u8; 4];
@@ -108,7 +131,10 @@ pub fn spawn(argv: &[Vec<u8>], setup: &Setup) -> Result<Ssh, SpawnError> {
             reported,
         ))));
     }
-    Ok(Ssh { pid })
+    Ok(Started {
+        ssh: Ssh { pid },
+        stderr,
+    })
 }
 
 /// The forked child's way to exec: default signal state (but what was ignored
@@ -123,6 +149,7 @@ unsafe fn exec_child(
     setup: &Setup,
     parent: Pid,
     report: OwnedFd,
+    stderr: Option<OwnedFd>,
 ) -> ! {
     let fail = |errno: Errno| -> ! {
         let _ = nix::unistd::write(&report, &(errno as i32).to_ne_bytes());
@@ -141,6 +168,14 @@ unsafe fn exec_child(
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Some(pipe) = stderr {
+        // The pipe's own descriptor is close-on-exec; its copy on 2 is not.
+        if let Err(e) = nix::unistd::dup2_stderr(&pipe) {
+            fail(e);
+        }
+        // In blocking mode for ssh: the flag is the pipe's, not ours.
+        let _ = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()));
+    }
     if setup.die_with_parent {
         // SIGKILL, not SIGTERM: it also ends an ssh that is stopped.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);

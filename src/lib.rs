@@ -21,6 +21,7 @@ pub(crate) mod random;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
+pub(crate) mod words;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -63,6 +64,13 @@ fn usage_error(argv0: &[u8], name: &str, error: UsageError) -> i32 {
     text.extend_from_slice(&messages::raw(&args::usage(name)));
     let _ = std::io::stderr().write_all(&text);
     1
+}
+
+/// Whether fewer than 16 descriptors are allowed: then autossh opens none
+/// it can do without.
+fn few_descriptors() -> bool {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .is_ok_and(|(soft, _)| soft < 16)
 }
 
 /// Runs autossh with `args` (argv, program name first) and the environment seen
@@ -164,6 +172,16 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
             false
         }
     };
+    // ssh's stderr (SPEC §2 aside, `words`): its own where that is a
+    // terminal, else a pipe we read; not under a tight descriptor limit,
+    // which keeps the descriptors for ssh's forwards and the tests.
+    let words = if nix::unistd::isatty(std::io::stderr()).unwrap_or(false) || few_descriptors() {
+        None
+    } else if scanned.background || log::is_null(std::io::stderr()) {
+        Some(words::Sink::Log)
+    } else {
+        Some(words::Sink::Stderr)
+    };
     let setup = child::Setup {
         unset: notify::PRIVATE_VARIABLES
             .into_iter()
@@ -171,6 +189,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
             .collect(),
         ignored: signals.ignored_at_start().to_vec(),
         die_with_parent,
+        capture_stderr: words.is_some(),
     };
     let settings = supervisor::Settings {
         name,
@@ -184,6 +203,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         max_lifetime: config.max_lifetime,
         watchdog,
         netwatch,
+        words,
     };
     let code = supervisor::run(settings, signals, began);
     notify::stopping();

@@ -200,10 +200,14 @@ fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
 /// Whether lines written to the log file are seen where `stream` is seen:
 /// the same file, and not /dev/null (which shows nothing, wherever it is).
 fn shown_on(log: &File, stream: impl AsFd) -> bool {
-    let null = nix::sys::stat::fstat(log).is_ok_and(|st| {
+    !is_null(log) && same_file(log, stream)
+}
+
+/// Whether `fd` is /dev/null (or a copy of it under another name).
+pub fn is_null(fd: impl AsFd) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| {
         st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
-    });
-    !null && same_file(log, stream)
+    })
 }
 
 /// The descriptor that a log file path names when it is one autossh already

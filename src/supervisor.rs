@@ -21,6 +21,7 @@ use crate::netwatch::NetWatch;
 use crate::notify;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
+use crate::words::{Budget, Sink, Words};
 
 pub struct Settings {
     pub name: String,
@@ -37,6 +38,8 @@ pub struct Settings {
     pub watchdog: Option<Duration>,
     /// The kernel's routing notifications, when watched (monitoring on).
     pub netwatch: Option<NetWatch>,
+    /// Where ssh's stderr goes when autossh reads it (None: ssh has ours).
+    pub words: Option<Sink>,
 }
 
 /// Milliseconds until `deadline`, rounded up so that a wake-up is never early.
@@ -59,6 +62,9 @@ fn poll_timeout(deadline: Option<Time>, now: Time) -> PollTimeout {
 struct World {
     settings: Settings,
     ssh: Option<Ssh>,
+    /// The running ssh's stderr, while it is read.
+    words: Option<Words>,
+    budget: Budget,
     probe: Option<Probe>,
     began: Instant,
     /// A start happened in this wake-up: free memory goes back afterwards.
@@ -81,9 +87,14 @@ impl World {
                 self.spawned = true;
                 answers.push_back(
                     match child::spawn(&self.settings.argv, &self.settings.setup) {
-                        Ok(ssh) => {
-                            let pid = ssh.pid().as_raw();
-                            self.ssh = Some(ssh);
+                        Ok(started) => {
+                            let pid = started.ssh.pid().as_raw();
+                            self.ssh = Some(started.ssh);
+                            self.budget.started();
+                            self.words = started
+                                .stderr
+                                .zip(self.settings.words)
+                                .map(|(pipe, sink)| Words::new(pipe, sink));
                             Event::Spawned { pid }
                         }
                         Err(e) => Event::SpawnFailed(e),
@@ -121,6 +132,14 @@ impl World {
             Action::Ready => notify::ready(),
             Action::Watchdog => notify::watchdog(),
             Action::Exit(_) => {}
+        }
+    }
+
+    /// ssh has ended: the rest of what it said comes first.
+    fn ssh_ended(&mut self, now: Time) {
+        self.ssh = None;
+        if let Some(words) = self.words.take() {
+            words.finish(now, &mut self.budget);
         }
     }
 
@@ -190,6 +209,8 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
     let mut world = World {
         settings,
         ssh: None,
+        words: None,
+        budget: Budget::new(),
         probe: None,
         began,
         spawned: false,
@@ -217,8 +238,18 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         // The poll set, on the stack: signals, then the routing socket and the
         // test's descriptor when there are.
         let signal_fd = PollFd::new(signals.fd(), PollFlags::POLLIN);
-        let mut fds = [signal_fd.clone(), signal_fd.clone(), signal_fd];
+        let mut fds = [
+            signal_fd.clone(),
+            signal_fd.clone(),
+            signal_fd.clone(),
+            signal_fd,
+        ];
         let mut used = 1;
+        let words_at = world.words.as_ref().map(|words| {
+            fds[used] = PollFd::new(words.fd(), PollFlags::POLLIN);
+            used += 1;
+            used - 1
+        });
         let watch_at = world.settings.netwatch.as_ref().map(|watch| {
             fds[used] = PollFd::new(watch.fd(), PollFlags::POLLIN);
             used += 1;
@@ -247,8 +278,20 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         }
         let network = ready(watch_at, &fds);
         let test_moved = ready(test_at, &fds);
+        let said = ready(words_at, &fds);
 
         let now = world.now();
+        // What ssh said comes before what happened to it.
+        if said {
+            if let Some(words) = world.words.as_mut() {
+                if !words.read(now, &mut world.budget) {
+                    // Closed: ssh is ending; what is left is read at its end.
+                    if let Some(words) = world.words.take() {
+                        words.finish(now, &mut world.budget);
+                    }
+                }
+            }
+        }
         // Signals first: a child that died mid-test ends the test with it.
         for signal in signals.pending() {
             let event = if signal == libc::SIGCHLD {
@@ -256,7 +299,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 let ssh = world.ssh.as_ref().map(Ssh::pid);
                 match child::reap(ssh) {
                     Some(ended) => {
-                        world.ssh = None;
+                        world.ssh_ended(now);
                         Event::SshEnded(ended)
                     }
                     None => Event::Signal(signal),

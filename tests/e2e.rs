@@ -130,3 +130,40 @@ fn detects_no_later_than_the_original() {
         theirs.stop();
     }
 }
+
+/// In the background, ssh's stderr is /dev/null: its own reason for failing
+/// reaches the log all the same.
+#[test]
+fn a_refused_key_is_told_in_the_log() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    remote.refuse_keys();
+    let fake = Fake::new("e2e-refused");
+    let pid_file = fake.dir.path("pid");
+    let (port, user) = (free_pair(), free_pair());
+    let mut c = fake.command(autossh_bin(), &["-f", "-M", &port.to_string()]);
+    c.args(remote.ssh_args(user))
+        .env("AUTOSSH_PATH", "/usr/bin/ssh")
+        .env("AUTOSSH_PIDFILE", &pid_file);
+    assert_eq!(run_bounded(c, SLOW_LIMIT).status.code(), Some(0));
+    let told = fake.wait_log("Permission denied (publickey)", SLOW_LIMIT);
+    let daemon: Option<i32> = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    if let Some(pid) = daemon {
+        signal(pid, libc::SIGTERM);
+        assert!(wait_until(SLOW_LIMIT, || !exists(pid)));
+    }
+    assert!(told, "{:?}", fake.messages());
+    let m = fake.messages();
+    let at = m
+        .iter()
+        .position(|l| l.starts_with("ssh: ") && l.contains("Permission denied (publickey)"))
+        .unwrap();
+    assert_eq!(
+        m[at + 1],
+        "ssh exited with error status 255; restarting ssh"
+    );
+}

@@ -124,6 +124,36 @@ fn matches(patterns: &str, line: &str) -> bool {
     })
 }
 
+/// ssh's routine lines, as autossh logs them in the background, are in the
+/// logcheck ignore file; what may say why a tunnel is down is not.
+#[test]
+fn logcheck_ignores_sshs_routine_lines_only() {
+    let ours_file = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/logcheck/autossh"
+    ))
+    .unwrap();
+    let fake = Fake::new("logcheck-ssh");
+    let mut c = fake.autossh(&["-f", "-M", "0", "host"]);
+    c.env("FAKE_PLAN", "known");
+    assert_eq!(run_bounded(c, LIMIT).status.code(), Some(0));
+    assert!(fake.wait_log("autossh exiting", LIMIT));
+    let said = fake
+        .messages()
+        .into_iter()
+        .find(|m| m.starts_with("ssh: "))
+        .expect("ssh's line logged");
+    let line = |message: &str| format!("Dec  1 09:00:00 nas autossh[1234]: {message}");
+    assert!(matches(&ours_file, &line(&said)), "not ignored: {said}");
+    for reason in [
+        "ssh: Permission denied (publickey).",
+        "ssh: Host key verification failed.",
+        "ssh: Warning: remote port forwarding failed for listen port 2200",
+    ] {
+        assert!(!matches(&ours_file, &line(reason)), "ignored: {reason}");
+    }
+}
+
 /// The syslog tests replace /dev/log in a mount namespace: root only.
 fn can_run() -> bool {
     need_root()

@@ -104,7 +104,10 @@ impl Drop for TempDir {
 /// `stdio` (where its fds 0 and 2 lead into `stdio.PID`, and exit 0),
 /// `env` (its environment into `env.PID`, then hang),
 /// `sigs` (its blocked and ignored signal masks into `sigs.PID`, and exit 0),
-/// `say:N` (a line on its stderr, then exit N), `orphans` (leave three
+/// `say:N` (a line on its stderr, then exit N), `chatty:N` (N lines and
+/// `the last word` on its stderr, then exit 255), `long` (a line of 2,000
+/// bytes on its stderr, then exit 255), `known` (ssh's routine warning about
+/// a new known host on its stderr, then exit 0), `orphans` (leave three
 /// short-lived orphans behind, then hang),
 /// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
 /// `wrong`, `wrongloop`, `record`, `swallowrecord`).
@@ -127,6 +130,9 @@ env) env > "$d/env.$$"; exec sleep 1000 ;;
 stdio) exec readlink /proc/self/fd/0 /proc/self/fd/2 > "$d/stdio.$$" ;;
 sigs) exec grep -E '^Sig(Blk|Ign):' /proc/self/status > "$d/sigs.$$" ;;
 say:*) echo "fake ssh $$ says goodbye" >&2; exit "${1#say:}" ;;
+chatty:*) seq 1 "${1#chatty:}" | sed 's/^/chatter /' >&2; echo "the last word" >&2; exit 255 ;;
+known) echo "Warning: Permanently added '10.0.0.2' (ED25519) to the list of known hosts." >&2; exit 0 ;;
+long) head -c 2000 /dev/zero | tr '\0' x >&2; echo >&2; exit 255 ;;
 orphans) (sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000 ;;
 fwd:*)
     # Play the forwards with socat: the first -L is "P:127.0.0.1:X".
@@ -563,10 +569,18 @@ pub fn descendants(root: i32) -> Vec<i32> {
 }
 
 /// Returns once a test of the running autossh `r` is under way: its
-/// connection is open (one descriptor more than when this was called, between
-/// tests), and no test has failed yet.
+/// connection is open (one descriptor more than between tests, which is
+/// when this is called), and no test has failed yet.
 pub fn in_a_test(r: &Running, fake: &Fake) {
-    let before = fd_count(r.pid);
+    // The fewest over a moment: a sample taken as ssh starts may still count
+    // the start's own short-lived pipe.
+    let before = (0..5)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            fd_count(r.pid)
+        })
+        .min()
+        .unwrap_or(0);
     assert!(
         wait_until(LIMIT, || fd_count(r.pid) > before),
         "no test began: {:?}",

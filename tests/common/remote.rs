@@ -316,6 +316,12 @@ impl Remote {
         ]);
     }
 
+    /// From now on the remote host accepts no key: a relay that has not been
+    /// given this host's key yet.
+    pub fn refuse_keys(&self) {
+        fs::write(self.dir.path("authorized_keys"), "").unwrap();
+    }
+
     /// Cuts the path far away (or mends it): everything the remote host
     /// sends to this host is dropped inside its namespace, by a blackhole
     /// route there. This host's links, addresses and routes stay as they are,
