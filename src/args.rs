@@ -236,6 +236,7 @@ Environment:
     AUTOSSH_DEBUG       when set: log everything, and copy it to stderr
     AUTOSSH_NETWATCH    0 stops testing the connection as soon as the
                         network changes (default 1, with monitoring on)
+    AUTOSSH_STATEFILE   keep the tunnel's state (up, down, why) in this file
 "
     )
 }

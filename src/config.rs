@@ -42,6 +42,8 @@ pub struct Config {
     pub port: Option<Vec<u8>>,
     pub ssh_path: Vec<u8>,
     pub pid_file: Option<Vec<u8>>,
+    /// AUTOSSH_STATEFILE: where the tunnel's state is kept.
+    pub state_file: Option<Vec<u8>>,
     pub net_timeout_ms: u32,
     /// Whether a network change is tested at once (AUTOSSH_NETWATCH).
     pub netwatch: bool,
@@ -150,6 +152,7 @@ impl Config {
             ssh_path: non_empty(lookup, "AUTOSSH_PATH")
                 .unwrap_or_else(|| DEFAULT_SSH.as_bytes().to_vec()),
             pid_file: non_empty(lookup, "AUTOSSH_PIDFILE"),
+            state_file: non_empty(lookup, "AUTOSSH_STATEFILE"),
             net_timeout_ms,
             netwatch,
             notes,

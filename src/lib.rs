@@ -19,6 +19,7 @@ pub(crate) mod ports;
 pub(crate) mod probe;
 pub(crate) mod random;
 pub(crate) mod signals;
+pub(crate) mod statefile;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
 pub(crate) mod words;
@@ -133,11 +134,14 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
 
     let argv = args::ssh_command(&config.ssh_path, monitor, &scanned.ssh_args);
     let mut gate_time = config.gate_time;
-    // SPEC §9.17: a relative pid file is relative to where autossh started.
-    let pid_path = config.pid_file.as_ref().map(|p| {
+    // SPEC §9.17: a relative pid (or state) file is relative to where
+    // autossh started.
+    let absolute = |p: &Vec<u8>| {
         let p = Path::new(OsStr::from_bytes(p));
         std::env::current_dir().map_or_else(|_| p.to_path_buf(), |dir| dir.join(p))
-    });
+    };
+    let pid_path = config.pid_file.as_ref().map(absolute);
+    let state_path = config.state_file.as_ref().map(absolute);
     if scanned.background {
         daemon::detach().map_err(OsError).context(messages::FORK)?;
         gate_time = 0;
@@ -162,6 +166,18 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     };
     let watchdog = notify::init(&lookup);
     let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
+    // Written once now, so that a path that cannot be written is an error
+    // before anything starts.
+    let state_file = state_path.map(statefile::StateFile::new);
+    if let Some(file) = &state_file {
+        file.write(&statefile::starting(
+            supervisor::unix_now(),
+            std::process::id(),
+        ))
+        .map_err(|e| {
+            anyhow::Error::new(OsError::from(e)).context(statefile::cannot_write(file.path()))
+        })?;
+    }
     let die_with_parent = match child::can_die_with_parent() {
         Ok(()) => true,
         Err(e) => {
@@ -204,6 +220,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         watchdog,
         netwatch,
         words,
+        state_file,
     };
     let code = supervisor::run(settings, signals, began);
     notify::stopping();

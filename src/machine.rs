@@ -40,6 +40,56 @@ pub struct Rules {
     pub watchdog: Option<Duration>,
     /// Whether there is a service manager to tell READY=1.
     pub notify: bool,
+    /// Whether the state is published (AUTOSSH_STATEFILE): then the moment
+    /// an unmonitored ssh outlives the gate time is a deadline too.
+    pub publish: bool,
+}
+
+/// The tunnel's state, as published (AUTOSSH_STATEFILE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The first ssh is being started, or runs and has not earned `Up` yet.
+    Starting,
+    /// With monitoring: a test of this ssh passed. Without: this ssh has
+    /// outlived the gate time (at once with a gate time of 0).
+    Up,
+    /// Something went wrong (ssh ended, a test failed, a restart was
+    /// asked for): ssh is being replaced, or the new one has not earned `Up`.
+    Down,
+    /// The wait before the next start.
+    Waiting,
+    /// ssh is being stopped, to exit.
+    Stopping,
+    Exited,
+}
+
+impl State {
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Up => "up",
+            State::Down => "down",
+            State::Waiting => "waiting",
+            State::Stopping => "stopping",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// What is published: the state, why it is not up, and what else the
+/// decisions know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub state: State,
+    /// Why it is not up (the line that said so); None when up, and before
+    /// anything went wrong.
+    pub reason: Option<Note>,
+    pub ssh_pid: Option<i32>,
+    pub starts: u32,
+    /// While waiting: when the next start is due.
+    pub next_start: Option<Time>,
+    /// The exit status, once exited.
+    pub exit_code: Option<i32>,
 }
 
 /// What happened.
@@ -282,6 +332,10 @@ pub struct Machine {
     readiness: Readiness,
     watchdog: Option<Watchdog>,
     settle: Settle,
+    /// The running ssh has earned [`State::Up`].
+    up: bool,
+    /// The last line that said why it is not up.
+    reason: Option<Note>,
 }
 
 impl Machine {
@@ -300,6 +354,8 @@ impl Machine {
             },
             watchdog: rules.watchdog.map(|every| Watchdog { every, next: every }),
             settle: Settle { until: None },
+            up: false,
+            reason: None,
         }
     }
 
@@ -322,6 +378,57 @@ impl Machine {
         }
     }
 
+    /// What is published now.
+    pub fn status(&self) -> Status {
+        // Not up yet: starting the first time, down after anything went
+        // wrong (until a new ssh earns up).
+        let not_up = if self.reason.is_some() {
+            State::Down
+        } else {
+            State::Starting
+        };
+        let (state, ssh_pid, next_start) = match self.phase {
+            Phase::Begin | Phase::Spawning => (not_up, None, None),
+            Phase::Running { pid, .. } if self.up => (State::Up, Some(pid), None),
+            Phase::Running { pid, .. } => (not_up, Some(pid), None),
+            Phase::Stopping {
+                pid,
+                then: Then::Restart,
+                ..
+            } => (State::Down, Some(pid), None),
+            Phase::Stopping { pid, .. } => (State::Stopping, Some(pid), None),
+            Phase::Waiting { until } => (State::Waiting, None, Some(until)),
+            Phase::Done(_) => (State::Exited, None, None),
+        };
+        Status {
+            state,
+            reason: self.reason,
+            ssh_pid,
+            starts: self.starts,
+            next_start,
+            exit_code: self.exited(),
+        }
+    }
+
+    /// When an unmonitored ssh started at `started` earns `Up`, if that is
+    /// published and still to come.
+    fn up_at(&self, started: Time) -> Option<Time> {
+        (self.rules.publish && !self.rules.monitored && !self.up)
+            .then(|| started + secs(self.rules.gate_time))
+    }
+
+    /// The running ssh is up: what went wrong before is over.
+    fn earned_up(&mut self) {
+        self.up = true;
+        self.reason = None;
+    }
+
+    /// Remembers the line that says why the tunnel is not up.
+    fn why(&mut self, note: Note, out: &mut Actions) {
+        self.reason = Some(note);
+        out.log(note);
+    }
+
     /// The next time something is due; None: only an event can move it.
     pub fn deadline(&self) -> Option<Time> {
         let own = match self.phase {
@@ -332,10 +439,14 @@ impl Machine {
                     Test::Due(at) => Some(at),
                     Test::None | Test::Running(_) => None,
                 };
-                [due, self.readiness.deadline(&self.rules, started)]
-                    .into_iter()
-                    .flatten()
-                    .min()
+                [
+                    due,
+                    self.readiness.deadline(&self.rules, started),
+                    self.up_at(started),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
             }
             Phase::Stopping { kill_at, .. } => kill_at,
         };
@@ -378,12 +489,13 @@ impl Machine {
                     };
                     if self.rules.gate_time == 0 && !self.rules.monitored {
                         self.readiness.set(&mut out);
+                        self.earned_up();
                     }
                 }
             }
             Event::SpawnFailed(error) => {
                 if self.phase == Phase::Spawning {
-                    out.log(Note::SpawnFailed(error));
+                    self.why(Note::SpawnFailed(error), &mut out);
                     self.exit(1, &mut out);
                 }
             }
@@ -404,6 +516,7 @@ impl Machine {
                         Cause::Change { .. } => regular,
                     });
                     self.readiness.set(&mut out);
+                    self.earned_up();
                 }
             }
             Event::TestFailed => {
@@ -413,7 +526,7 @@ impl Machine {
                 } = self.phase
                 {
                     *test = Test::None;
-                    out.log(Note::PortDown);
+                    self.why(Note::PortDown, &mut out);
                     self.stop(Then::Restart, now, &mut out);
                 }
             }
@@ -471,6 +584,9 @@ impl Machine {
                 {
                     self.readiness.set(out);
                 }
+                if self.up_at(started).is_some_and(|at| now >= at) {
+                    self.earned_up();
+                }
                 // One test for the change, unless one is running already.
                 let settled = self.settle.take(now);
                 if let Test::Due(due) = test {
@@ -498,7 +614,7 @@ impl Machine {
             return;
         }
         self.lifetime_end = None;
-        out.log(Note::LifetimeReached);
+        self.why(Note::LifetimeReached, out);
         match &mut self.phase {
             Phase::Waiting { .. } => self.exit(0, out),
             Phase::Running { .. } => self.stop(Then::Exit(0), now, out),
@@ -515,7 +631,7 @@ impl Machine {
         match &mut self.phase {
             Phase::Waiting { .. } => {
                 if is_exit_signal(signal) {
-                    out.log(Note::ExitSignal(signal));
+                    self.why(Note::ExitSignal(signal), out);
                     self.exit(1, out);
                 } else if matches!(signal, SIGHUP | SIGUSR1) {
                     // A prod: retry now, keeping the count of quick starts (SPEC §9.6).
@@ -524,10 +640,10 @@ impl Machine {
             }
             Phase::Running { .. } => {
                 if is_exit_signal(signal) {
-                    out.log(Note::ExitSignal(signal));
+                    self.why(Note::ExitSignal(signal), out);
                     self.stop(Then::Exit(1), now, out);
                 } else if signal == SIGUSR1 {
-                    out.log(Note::RestartSignal);
+                    self.why(Note::RestartSignal, out);
                     self.stop(Then::Restart, now, out);
                 }
                 // HUP, USR2 and the rest: no effect, also during a test (SPEC §5, §9.15).
@@ -535,8 +651,8 @@ impl Machine {
             Phase::Stopping { then, .. } => {
                 // Already on the way out: only an exit signal changes where to.
                 if is_exit_signal(signal) && *then == Then::Restart {
-                    out.log(Note::ExitSignal(signal));
                     *then = Then::Exit(1);
+                    self.why(Note::ExitSignal(signal), out);
                 }
             }
             Phase::Begin | Phase::Spawning | Phase::Done(_) => {}
@@ -555,7 +671,7 @@ impl Machine {
                     self.rules.gate_time,
                     now.saturating_sub(started),
                 );
-                out.log(note);
+                self.why(note, out);
                 self.after_stop(then, now, out);
             }
             Phase::Stopping { then, .. } => self.after_stop(then, now, out),
@@ -589,7 +705,7 @@ impl Machine {
     /// MAXSTART, then the backoff, then the start (SPEC §5).
     fn next_start(&mut self, now: Time, out: &mut Actions) {
         if self.rules.max_start.is_some_and(|max| self.starts >= max) {
-            out.log(Note::MaxStartReached);
+            self.why(Note::MaxStartReached, out);
             return self.exit(0, out);
         }
         let (tries, wait) = self.backoff.before_start(now, self.rules.poll);
@@ -605,7 +721,7 @@ impl Machine {
         // Nothing starts once the lifetime is over, however late we are.
         if self.lifetime_end.is_some_and(|end| now >= end) {
             self.lifetime_end = None;
-            out.log(Note::LifetimeReached);
+            self.why(Note::LifetimeReached, out);
             return self.exit(0, out);
         }
         self.starts = self.starts.saturating_add(1);
@@ -615,6 +731,7 @@ impl Machine {
         });
         self.backoff.started(now);
         self.settle.forget();
+        self.up = false;
         out.push(Action::Spawn);
         self.phase = Phase::Spawning;
     }

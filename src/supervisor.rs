@@ -15,12 +15,14 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use crate::child::{self, Ssh};
+use crate::machine::Status;
 use crate::machine::{Action, Event, Machine, Rules, Time, KILL_GRACE};
 use crate::messages::OsError;
 use crate::netwatch::NetWatch;
 use crate::notify;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
+use crate::statefile::{self, Facts, StateFile};
 use crate::words::{Budget, Sink, Words};
 
 pub struct Settings {
@@ -40,6 +42,22 @@ pub struct Settings {
     pub netwatch: Option<NetWatch>,
     /// Where ssh's stderr goes when autossh reads it (None: ssh has ours).
     pub words: Option<Sink>,
+    /// Where the tunnel's state is kept (AUTOSSH_STATEFILE).
+    pub state_file: Option<StateFile>,
+}
+
+/// Seconds since the Unix epoch, for the state file.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+fn without_cr(mut line: Vec<u8>) -> Vec<u8> {
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    line
 }
 
 /// Milliseconds until `deadline`, rounded up so that a wake-up is never early.
@@ -69,11 +87,47 @@ struct World {
     began: Instant,
     /// A start happened in this wake-up: free memory goes back afterwards.
     spawned: bool,
+    /// What was last published, and what the file says besides.
+    published: Option<Status>,
+    facts: Facts,
 }
 
 impl World {
     fn now(&self) -> Time {
         self.began.elapsed()
+    }
+
+    /// Writes the state file if the state changed (and only then).
+    fn publish(&mut self, machine: &Machine, now: Time) {
+        let Some(file) = &self.settings.state_file else {
+            return;
+        };
+        let status = machine.status();
+        if self.published == Some(status) {
+            return;
+        }
+        let wall = unix_now();
+        if self.published.is_none_or(|p| p.state != status.state) {
+            self.facts.since = wall;
+        }
+        self.published = Some(status);
+        self.facts.next_start = status
+            .next_start
+            .map(|at| wall + i64::try_from(at.saturating_sub(now).as_secs()).unwrap_or(0));
+        let text = statefile::render(
+            &status,
+            &self.facts,
+            &self.settings.name,
+            &self.settings.argv[0],
+        );
+        if let Err(e) = file.write(&text) {
+            // Supervision goes on; the next change tries again.
+            log::warn!(
+                "{}: {}",
+                statefile::cannot_write(file.path()),
+                OsError::from(e)
+            );
+        }
     }
 
     /// Carries out one action; an answer it calls for is queued.
@@ -91,6 +145,7 @@ impl World {
                             let pid = started.ssh.pid().as_raw();
                             self.ssh = Some(started.ssh);
                             self.budget.started();
+                            self.facts.ssh_said_why = false;
                             self.words = started
                                 .stderr
                                 .zip(self.settings.words)
@@ -138,8 +193,17 @@ impl World {
     /// ssh has ended: the rest of what it said comes first.
     fn ssh_ended(&mut self, now: Time) {
         self.ssh = None;
+        self.words_finished(now);
+    }
+
+    /// ssh's stderr is done with (ssh ended, or the pipe closed): the rest is
+    /// read, and its last line kept.
+    fn words_finished(&mut self, now: Time) {
         if let Some(words) = self.words.take() {
-            words.finish(now, &mut self.budget);
+            if let Some(line) = words.finish(now, &mut self.budget) {
+                self.facts.ssh_said_why = true;
+                self.facts.message = Some(without_cr(line));
+            }
         }
     }
 
@@ -165,10 +229,20 @@ impl World {
     ) -> Option<i32> {
         answers.push_back(event);
         while let Some(event) = answers.pop_front() {
+            // A test's outcome is news even where the state stays.
+            match event {
+                Event::TestPassed => self.facts.last_test = Some((unix_now(), true)),
+                Event::TestFailed => self.facts.last_test = Some((unix_now(), false)),
+                _ => {}
+            }
+            if matches!(event, Event::TestPassed | Event::TestFailed) {
+                self.published = None;
+            }
             let actions = machine.step(event, now);
             for &action in &actions {
                 self.perform(action, now, answers);
             }
+            self.publish(machine, now);
         }
         machine.exited()
     }
@@ -204,6 +278,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         max_lifetime: settings.max_lifetime,
         watchdog: settings.watchdog,
         notify: notify::enabled(),
+        publish: settings.state_file.is_some(),
     };
     let mut machine = Machine::new(rules);
     let mut world = World {
@@ -214,6 +289,11 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         probe: None,
         began,
         spawned: false,
+        published: None,
+        facts: Facts {
+            pid: std::process::id(),
+            ..Facts::default()
+        },
     };
     // Made once: a wake-up allocates nothing for its bookkeeping.
     let mut answers = VecDeque::with_capacity(4);
@@ -284,11 +364,13 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         // What ssh said comes before what happened to it.
         if said {
             if let Some(words) = world.words.as_mut() {
-                if !words.read(now, &mut world.budget) {
-                    // Closed: ssh is ending; what is left is read at its end.
-                    if let Some(words) = world.words.take() {
-                        words.finish(now, &mut world.budget);
-                    }
+                let open = words.read(now, &mut world.budget);
+                if let Some(line) = words.last() {
+                    world.facts.message = Some(without_cr(line.to_vec()));
+                }
+                if !open {
+                    // Closed: ssh is ending, and has said all.
+                    world.words_finished(now);
                 }
             }
         }

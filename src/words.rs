@@ -133,6 +133,11 @@ impl Words {
         self.pipe.as_fd()
     }
 
+    /// The last whole line ssh wrote, as it wrote it (CR and all).
+    pub fn last(&self) -> Option<&[u8]> {
+        self.last.as_ref().map(|(line, _, _)| &line[..])
+    }
+
     /// Reads what is there; each whole line goes where it goes. Returns false
     /// once the pipe is closed (ssh and all it started are gone).
     pub fn read(&mut self, now: Time, budget: &mut Budget) -> bool {
@@ -183,8 +188,8 @@ impl Words {
     }
 
     /// ssh has ended: what is left is read, a last unfinished line counts as
-    /// a line, and the last line is logged if it was not.
-    pub fn finish(mut self, now: Time, budget: &mut Budget) {
+    /// a line, and the last line is logged if it was not. Returns that line.
+    pub fn finish(mut self, now: Time, budget: &mut Budget) -> Option<Vec<u8>> {
         self.read(now, budget);
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
@@ -192,15 +197,16 @@ impl Words {
             self.line_done(line, cut, now, budget);
         }
         if self.sink == Sink::Log {
-            let last = self.last.take().filter(|(_, _, logged)| !logged);
-            let dropped = budget.take_dropped() - u32::from(last.is_some());
+            let unlogged = self.last.as_ref().filter(|(_, _, logged)| !logged);
+            let dropped = budget.take_dropped() - u32::from(unlogged.is_some());
             if dropped > 0 {
                 log::info!("ssh: ({dropped} more lines not logged)");
             }
-            if let Some((line, cut, _)) = last {
-                log::info!("ssh: {}", shown_line(&line, cut));
+            if let Some((line, cut, _)) = unlogged {
+                log::info!("ssh: {}", shown_line(line, *cut));
             }
         }
+        self.last.map(|(line, _, _)| line)
     }
 }
 

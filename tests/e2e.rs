@@ -146,9 +146,18 @@ fn a_refused_key_is_told_in_the_log() {
     let mut c = fake.command(autossh_bin(), &["-f", "-M", &port.to_string()]);
     c.args(remote.ssh_args(user))
         .env("AUTOSSH_PATH", "/usr/bin/ssh")
-        .env("AUTOSSH_PIDFILE", &pid_file);
+        .env("AUTOSSH_PIDFILE", &pid_file)
+        .env("AUTOSSH_STATEFILE", fake.dir.path("state"));
     assert_eq!(run_bounded(c, SLOW_LIMIT).status.code(), Some(0));
     let told = fake.wait_log("Permission denied (publickey)", SLOW_LIMIT);
+    // The state file says so too: not up, with ssh's own words as the reason.
+    let state = || std::fs::read_to_string(fake.dir.path("state")).unwrap_or_default();
+    let stated = wait_until(SLOW_LIMIT, || {
+        let s = state();
+        (s.starts_with("state=down\n") || s.starts_with("state=waiting\n"))
+            && s.lines()
+                .any(|l| l.starts_with("reason=") && l.contains("Permission denied (publickey)"))
+    });
     let daemon: Option<i32> = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|p| p.trim().parse().ok());
@@ -157,6 +166,7 @@ fn a_refused_key_is_told_in_the_log() {
         assert!(wait_until(SLOW_LIMIT, || !exists(pid)));
     }
     assert!(told, "{:?}", fake.messages());
+    assert!(stated, "{}", state());
     let m = fake.messages();
     let at = m
         .iter()

@@ -35,6 +35,7 @@ fn rules() -> Rules {
         max_lifetime: 0,
         watchdog: None,
         notify: false,
+        publish: false,
     }
 }
 
@@ -694,6 +695,82 @@ fn judge_rules() {
     );
 }
 
+/// The published state (AUTOSSH_STATEFILE) through a run.
+#[test]
+fn the_published_state() {
+    let word = |r: &Run| r.m.status().state.word();
+    let mut r = Run::new(Rules {
+        publish: true,
+        ..monitored()
+    });
+    assert_eq!(word(&r), "starting");
+    r.now(Event::Start);
+    r.now(Event::Spawned { pid: PID });
+    assert_eq!((word(&r), r.m.status().ssh_pid), ("starting", Some(PID)));
+    r.at(s(30), Event::Tick);
+    assert_eq!(word(&r), "starting", "a test under way earns nothing yet");
+    r.after(ms(10), Event::TestPassed);
+    assert_eq!((word(&r), r.m.status().reason), ("up", None));
+    assert_eq!(r.at(s(91), Event::Tick), "start test");
+    r.after(s(1), Event::TestFailed);
+    let status = r.m.status();
+    assert_eq!(
+        (status.state.word(), status.reason),
+        ("down", Some(Note::PortDown))
+    );
+    r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    r.now(Event::Spawned { pid: 7 });
+    // A new ssh: down until it earns up, with the reason kept.
+    let status = r.m.status();
+    assert_eq!(
+        (status.state.word(), status.reason),
+        ("down", Some(Note::PortDown))
+    );
+    assert_eq!(status.starts, 2);
+    r.after(s(1), Event::Signal(TERM));
+    assert_eq!(word(&r), "stopping");
+    r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    let status = r.m.status();
+    assert_eq!(status.state.word(), "exited");
+    assert_eq!(status.reason, Some(Note::ExitSignal(15)));
+    assert_eq!(status.exit_code, Some(1));
+
+    // Without monitoring: up once ssh outlives the gate time, which is a
+    // deadline of its own only when the state is published.
+    let gated = Rules {
+        gate_time: 10,
+        publish: true,
+        ..rules()
+    };
+    let mut r = Run::running(gated);
+    assert_eq!(word(&r), "starting");
+    assert_eq!(r.m.deadline(), Some(s(10)));
+    r.at(s(10), Event::Tick);
+    assert_eq!(word(&r), "up");
+    assert_eq!(r.m.deadline(), None);
+    let r = Run::running(Rules {
+        publish: false,
+        ..gated
+    });
+    assert_eq!(r.m.deadline(), None, "no wake-up for a state nobody reads");
+    // With a gate time of 0: up at once.
+    let r = Run::running(Rules {
+        publish: true,
+        ..rules()
+    });
+    assert_eq!(word(&r), "up");
+    // Waiting, with the next start.
+    let mut r = Run::waiting(Rules {
+        publish: true,
+        ..monitored()
+    });
+    let status = r.m.status();
+    assert_eq!(status.state.word(), "waiting");
+    assert_eq!(status.reason, Some(Note::EndedRestarting(255)));
+    assert_eq!(status.next_start, r.m.deadline());
+    r.after(ms(1), Event::Tick);
+}
+
 // ---- the simulation ----
 
 /// splitmix64: small, fast, and the same everywhere.
@@ -742,6 +819,7 @@ fn random_rules(rng: &mut Rng) -> Rules {
             .chance(50)
             .then(|| Duration::from_millis(1 + rng.below(60_000))),
         notify: rng.chance(50),
+        publish: rng.chance(50),
     }
 }
 
@@ -765,6 +843,8 @@ struct World {
     /// The status the first reason to exit called for.
     reason: Option<i32>,
     exited: Option<i32>,
+    /// A test of the running ssh has passed.
+    passed: bool,
 }
 
 /// The status that a line announcing the end calls for.
@@ -790,6 +870,7 @@ impl World {
             ready: 0,
             reason: None,
             exited: None,
+            passed: false,
         }
     }
 
@@ -818,6 +899,7 @@ impl World {
                     assert!(self.reason.is_none(), "a start after a reason to exit");
                     assert!(!self.lifetime_over(now), "a start after the lifetime");
                     self.spawns += 1;
+                    self.passed = false;
                     if let Some(max) = self.rules.max_start {
                         assert!(self.spawns <= max, "MAXSTART {max} exceeded");
                     }
@@ -935,6 +1017,16 @@ impl World {
             );
         }
         assert_eq!(m.starts(), self.spawns);
+        // `up` is earned: a passed test of this ssh, where there are tests.
+        let status = m.status();
+        if status.state == State::Up && self.rules.monitored {
+            assert!(self.passed, "up without a passed test");
+        }
+        assert_eq!(
+            status.reason.is_none(),
+            matches!(status.state, State::Up | State::Starting),
+            "{status:?}"
+        );
     }
 
     /// The next event, and when: mostly before the next deadline, sometimes
@@ -993,7 +1085,11 @@ impl World {
         };
         match event {
             Event::SshEnded(_) => self.ssh = None,
-            Event::TestPassed | Event::TestFailed => self.testing = false,
+            Event::TestPassed => {
+                self.testing = false;
+                self.passed = true;
+            }
+            Event::TestFailed => self.testing = false,
             _ => {}
         }
         (event, at)

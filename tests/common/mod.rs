@@ -28,7 +28,7 @@ pub fn autossh_bin() -> &'static str {
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
 
 /// Every variable the usage text and the man page must explain.
-pub const VARIABLES: [&str; 13] = [
+pub const VARIABLES: [&str; 14] = [
     "AUTOSSH_GATETIME",
     "AUTOSSH_POLL",
     "AUTOSSH_FIRST_POLL",
@@ -42,6 +42,7 @@ pub const VARIABLES: [&str; 13] = [
     "AUTOSSH_LOGLEVEL",
     "AUTOSSH_DEBUG",
     "AUTOSSH_NETWATCH",
+    "AUTOSSH_STATEFILE",
 ];
 
 /// `items` with port placeholders filled in, so that the real-world command
