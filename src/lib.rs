@@ -14,6 +14,7 @@ pub(crate) mod machine;
 pub mod messages;
 pub(crate) mod netwatch;
 pub(crate) mod notify;
+pub(crate) mod owner;
 pub(crate) mod pidfile;
 pub(crate) mod ports;
 pub(crate) mod probe;

@@ -14,6 +14,7 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 
 use crate::machine::Time;
 use crate::messages::{self, OsError};
+use crate::owner::{self, Sockets};
 
 /// How the test data comes back.
 pub enum Mode {
@@ -84,13 +85,27 @@ impl Monitor {
         }
     }
 
-    /// Starts a test: connects to the monitor port. A refused connection fails
-    /// the test at once.
-    pub fn start(&self, now: Time) -> Option<Probe> {
+    /// Starts a test of the tunnel of ssh `ssh`: connects to the monitor
+    /// port. A refused connection, or a listener there that is not ssh's,
+    /// fails the test at once.
+    pub fn start(&self, now: Time, ssh: i32) -> Option<Probe> {
         if let Mode::Loop { listener, .. } = &self.mode {
             // Connections left from before (a late return, a stranger) would
             // only stand in the way of this test's own.
             while accept(listener).is_ok() {}
+        }
+        let port = self.port();
+        let sockets = Sockets::read(ssh);
+        match &sockets {
+            Some(s)
+                if !s.listener_is_ssh(port) && !owner::listeners(&s.entries, port).is_empty() =>
+            {
+                // Someone else's: what came back would prove nothing.
+                log::warn!("127.0.0.1:{port} is not ssh's: another process listens there");
+                return None;
+            }
+            Some(_) => {}
+            None => unknown_owners(),
         }
         let mut line = self.prefix.clone();
         line.extend_from_slice((crate::random::u64() >> 33).to_string().as_bytes());
@@ -105,6 +120,8 @@ impl Monitor {
                 written: 0,
                 got: Vec::new(),
                 deadline: now + self.net_timeout,
+                ssh,
+                checked: sockets.is_some(),
             }),
             Err(e) => {
                 log::info!("127.0.0.1:{}: {}", self.port(), OsError(e));
@@ -166,6 +183,11 @@ impl Monitor {
                         continue;
                     };
                     match accept(listener) {
+                        Ok(back) if probe.checked && !from_ssh(&back, probe.ssh) => {
+                            // A stranger's connection counts for nothing.
+                            log::debug!("a connection to the return port not from ssh, closed");
+                            continue;
+                        }
                         Ok(back) => {
                             probe.back = Some(back);
                             probe.got.clear();
@@ -267,6 +289,10 @@ pub struct Probe {
     written: usize,
     got: Vec<u8>,
     deadline: Time,
+    /// The ssh whose tunnel is tested.
+    ssh: i32,
+    /// Whether the sockets' owners could be read when the test began.
+    checked: bool,
 }
 
 impl Probe {
@@ -280,6 +306,30 @@ pub enum Outcome {
     Pending,
     Passed,
     Failed,
+}
+
+/// Whether a connection accepted on the return port comes from ssh (or a
+/// process it started). Where that cannot be read now (no descriptor left
+/// under a tight limit), it is trusted, as before.
+fn from_ssh(back: &TcpStream, ssh: i32) -> bool {
+    let (Ok(peer), Ok(ours)) = (back.peer_addr(), back.local_addr()) else {
+        return false;
+    };
+    match Sockets::read(ssh) {
+        Some(s) => s.peer_is_ssh(peer.port(), ours.port()),
+        None => {
+            unknown_owners();
+            true
+        }
+    }
+}
+
+/// Says once that the sockets' owners cannot be read here.
+fn unknown_owners() {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::debug!("cannot tell whose sockets are whose here: tests trust what answers");
+    }
 }
 
 /// Starts a non-blocking connection to 127.0.0.1:`port` (std has no

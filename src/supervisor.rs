@@ -171,7 +171,8 @@ impl World {
                     return answers.push_back(Event::TestFailed);
                 };
                 // Moved on at once: a refused connection fails it here.
-                let outcome = match monitor.start(now) {
+                let ssh = self.ssh.as_ref().map_or(0, |s| s.pid().as_raw());
+                let outcome = match monitor.start(now, ssh) {
                     Some(mut probe) => {
                         let outcome = monitor.advance(&mut probe, now);
                         self.probe = Some(probe);

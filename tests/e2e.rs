@@ -177,3 +177,164 @@ fn a_refused_key_is_told_in_the_log() {
         "ssh exited with error status 255; restarting ssh"
     );
 }
+
+/// The state file's text, or empty.
+fn state_of(fake: &Fake) -> String {
+    std::fs::read_to_string(fake.dir.path("state")).unwrap_or_default()
+}
+
+fn state_says(fake: &Fake, key: &str) -> String {
+    state_of(fake)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Our autossh against the test remote host with a state file; `extra`
+/// ssh arguments go before the destination.
+fn with_state(remote: &Remote, fake: &Fake, port: u16, user: u16, extra: &[String]) -> Running {
+    let mut args = remote.ssh_args(user);
+    let destination = args.pop().unwrap();
+    args.extend(extra.iter().cloned());
+    args.push(destination);
+    let mut c = fake.command(autossh_bin(), &["-M", &port.to_string()]);
+    c.args(args)
+        .env("AUTOSSH_PATH", "/usr/bin/ssh")
+        .env("AUTOSSH_POLL", "2")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_STATEFILE", fake.dir.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    Running::start(c)
+}
+
+#[test]
+fn the_state_file_follows_a_real_tunnel() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("e2e-state");
+    let (port, user) = (free_pair(), free_pair());
+    let r = with_state(&remote, &fake, port, user, &[]);
+    let is = |state: &str, starts: &str| {
+        wait_until(SLOW_LIMIT, || {
+            state_says(&fake, "state") == state && state_says(&fake, "starts") == starts
+        })
+    };
+    // Starting until the first test (2 s after the start) passes.
+    assert!(is("starting", "1"), "{}", state_of(&fake));
+    assert!(is("up", "1"), "{}: {:?}", state_of(&fake), fake.messages());
+    assert!(echo_through(user));
+    // ssh killed: down, then up with the next ssh's first test.
+    let ssh = children_of(r.pid).0[0];
+    signal(ssh, libc::SIGKILL);
+    assert!(is("down", "2"), "{}", state_of(&fake));
+    assert_eq!(
+        state_says(&fake, "reason"),
+        "ssh exited on signal 9, restarting ssh"
+    );
+    assert!(is("up", "2"), "{}: {:?}", state_of(&fake), fake.messages());
+    assert!(state_says(&fake, "last_test").ends_with(" passed"));
+    r.stop();
+    assert_eq!(state_says(&fake, "state"), "exited");
+}
+
+/// A remote port held by another session, with ExitOnForwardFailure=yes:
+/// ssh's own words say why.
+#[test]
+fn a_held_remote_port_is_the_reason() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("e2e-held");
+    let (port, user, held) = (free_pair(), free_pair(), free_pair());
+    // Another session holds the port that this tunnel forwards.
+    let mut other = remote.ssh_args(free_pair());
+    let host = other.pop().unwrap();
+    other.extend(["-R".to_string(), format!("{held}:127.0.0.1:9"), host]);
+    let mut holder = std::process::Command::new("/usr/bin/ssh")
+        .args(&other)
+        .env("FAKE_DIR", &fake.dir.0)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(SLOW_LIMIT, || remote.listening(held)));
+    let r = with_state(
+        &remote,
+        &fake,
+        port,
+        user,
+        &["-R".to_string(), format!("{held}:127.0.0.1:9")],
+    );
+    let told = wait_until(SLOW_LIMIT, || {
+        state_says(&fake, "reason").contains("remote port forwarding failed")
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(told, "{}: {:?}", state_of(&fake), fake.messages());
+    assert!(matches!(
+        state_says(&fake, "state").as_str(),
+        "down" | "waiting"
+    ));
+    assert!(fake.count_log("remote port forwarding failed") >= 1);
+    r.stop();
+}
+
+/// A host name that cannot be resolved: the resolver's own words. No
+/// lookup leaves this machine: the run has a mount namespace of its own
+/// whose resolv.conf names 127.0.0.1, where nothing answers.
+#[test]
+fn an_unknown_host_is_the_reason() {
+    if !can_run() {
+        return;
+    }
+    let fake = Fake::new("e2e-unknown");
+    std::fs::write(
+        fake.dir.path("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .unwrap();
+    std::fs::write(fake.dir.path("nsswitch.conf"), "hosts: files dns\n").unwrap();
+    let script = format!(
+        "mount --bind {d}/resolv.conf /etc/resolv.conf && mount --bind {d}/nsswitch.conf /etc/nsswitch.conf && exec \"$0\" -M 0 -N -o BatchMode=yes -o ConnectTimeout=2 no-such-host.invalid",
+        d = fake.dir.0.display()
+    );
+    let mut c = fake.command(
+        "unshare",
+        &[
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            autossh_bin(),
+        ],
+    );
+    c.env("AUTOSSH_PATH", "/usr/bin/ssh")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_MAXSTART", "2")
+        .env("AUTOSSH_STATEFILE", fake.dir.path("state"))
+        .stderr(std::process::Stdio::null());
+    let o = run_bounded_child(c.spawn().unwrap(), SLOW_LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
+    let said = fake
+        .messages()
+        .into_iter()
+        .find(|m| m.starts_with("ssh: ") && m.contains("resolve"))
+        .unwrap_or_default();
+    assert!(
+        said.contains("Could not resolve hostname no-such-host.invalid"),
+        "{said}: {:?}",
+        fake.messages()
+    );
+    assert_eq!(state_says(&fake, "state"), "exited");
+    assert!(
+        state_says(&fake, "message").contains("Could not resolve hostname"),
+        "{}",
+        state_of(&fake)
+    );
+}

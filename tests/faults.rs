@@ -187,9 +187,14 @@ fn ssh_killed_in_the_middle_of_a_test() {
     // once the test's connection is open (one descriptor more than between
     // tests), and before the test has failed.
     let before = fake.messages().len();
+    // The monitor port, from autossh's command line.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", r.pid)).unwrap();
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let at = args.iter().position(|a| *a == b"-M").unwrap();
+    let port: u16 = std::str::from_utf8(args[at + 1]).unwrap().parse().unwrap();
     remote.link(false);
     assert!(
-        wait_until(SLOW_LIMIT, || fd_count(r.pid) > base.fds),
+        wait_until(SLOW_LIMIT, || connected_to(r.pid, port)),
         "no test began: {:?}",
         fake.messages()
     );

@@ -141,10 +141,10 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
                         .env("AUTOSSH_GATETIME", "0");
                     let r = Running::start(c);
                     assert!(wait_until(Duration::from_secs(10), || fake.runs() == 1));
-                    in_a_test(&r, &fake);
+                    in_a_test(&r, &fake, port);
                     let ssh = fake.pids()[0];
                     let d = restart_delay(&fake, ssh);
-                    assert_eq!(fake.count_log("port down"), 0);
+                    assert_eq!(fake.count_log("port down"), 0, "{:?}", fake.messages());
                     d
                 })
             })

@@ -111,7 +111,8 @@ impl Drop for TempDir {
 /// a new known host on its stderr, then exit 0), `orphans` (leave three
 /// short-lived orphans behind, then hang),
 /// `fwd:MODE` (play the monitor forwards with socat: `loop`, `echo`, `swallow`,
-/// `wrong`, `wrongloop`, `record`, `swallowrecord`).
+/// `wrong`, `wrongloop`, `slowloop` (as loop, 0.3 s late), `record`,
+/// `swallowrecord`).
 const FAKE_SSH: &str = r#"#!/bin/bash
 d="$FAKE_DIR"
 echo $$ >> "$d/pids"
@@ -146,10 +147,18 @@ fwd:*)
     wrongloop)
         # Back through the return port with a wrong line. The command is a
         # script of its own: socat would cut a SYSTEM command at its colons.
-        printf '#!/bin/sh\nhead -c 5 >/dev/null\necho bogus | exec socat - TCP:127.0.0.1:%s\n' \
+        # It stays connected a while, as ssh's own connection would (one
+        # closed at once is no one's, and not listened to), and says more
+        # than the test line, so that the answer is complete, and wrong.
+        printf '#!/bin/sh\nhead -c 5 >/dev/null\n(for i in 1 2 3 4 5 6 7 8 9 10; do printf bogusbogus; done; sleep 2) | exec socat - TCP:127.0.0.1:%s\n' \
             $((P + 1)) > "$d/wrongloop.$$"
         chmod +x "$d/wrongloop.$$"
         exec socat $L EXEC:"$d/wrongloop.$$" ;;
+    slowloop)
+        # As loop, a third of a second late (a slow link).
+        printf '#!/bin/sh\nsleep 0.3\nexec socat - TCP:127.0.0.1:%s\n' $((P + 1)) > "$d/slowloop.$$"
+        chmod +x "$d/slowloop.$$"
+        exec socat $L EXEC:"$d/slowloop.$$" ;;
     record) exec socat $L SYSTEM:"tee -a $d/received" ;;
     swallowrecord) exec socat $L SYSTEM:"cat >> $d/received" ;;
     esac ;;
@@ -569,21 +578,40 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// Returns once a test of the running autossh `r` is under way: its
-/// connection is open (one descriptor more than between tests, which is
-/// when this is called), and no test has failed yet.
-pub fn in_a_test(r: &Running, fake: &Fake) {
-    // The fewest over a moment: a sample taken as ssh starts may still count
-    // the start's own short-lived pipe.
-    let before = (0..5)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            fd_count(r.pid)
+/// The socket inodes that process `pid` holds.
+pub fn socket_inodes(pid: i32) -> Vec<u64> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let target = fs::read_link(e.ok()?.path()).ok()?;
+                let t = target.to_str()?;
+                t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .collect()
         })
-        .min()
-        .unwrap_or(0);
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` holds a TCP connection to 127.0.0.1:`port`.
+pub fn connected_to(pid: i32, port: u16) -> bool {
+    let ours = socket_inodes(pid);
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let remote_port = f
+            .get(2)
+            .and_then(|r| r.split_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        let inode = f.get(9).and_then(|i| i.parse::<u64>().ok());
+        remote_port == Some(port) && inode.is_some_and(|i| i != 0 && ours.contains(&i))
+    })
+}
+
+/// Returns once a test of the running autossh `r` is under way: it holds a
+/// connection to the monitor port `port`, and no test has failed yet.
+pub fn in_a_test(r: &Running, fake: &Fake, port: u16) {
     assert!(
-        wait_until(LIMIT, || fd_count(r.pid) > before),
+        wait_until(LIMIT, || connected_to(r.pid, port)),
         "no test began: {:?}",
         fake.messages()
     );

@@ -1,0 +1,151 @@
+//! A local user cannot fool the connection test: not by listening on the
+//! monitor port before ssh does (a test would then pass on a dead tunnel),
+//! nor by sending wrong lines to the return port (each test would fail and
+//! restart ssh). The attacker runs as `nobody`; needs root. The original is
+//! run the same way, and what it does is reported, not asserted.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A process of user `nobody`, killed when dropped.
+struct Attacker(Child);
+
+impl Attacker {
+    fn start(args: &[&str]) -> Attacker {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Attacker(c.spawn().expect("the attacker"))
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn can_run() -> bool {
+    need_root() && have_socat()
+}
+
+/// With a dead tunnel (the fake ssh forwards nothing) and the attacker
+/// relaying the monitor port to the return port: how many tests passed and
+/// failed in `program`'s log.
+fn squatted(program: &str) -> (usize, usize, Vec<String>) {
+    let fake = Fake::new("squat");
+    let port = free_pair();
+    let _attacker = Attacker::start(&[
+        "socat",
+        &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+        &format!("TCP:127.0.0.1:{}", port + 1),
+    ]);
+    assert!(wait_until(LIMIT, || std::net::TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    let mut c = fake.command(program, &["-M", &port.to_string(), "host"]);
+    c.env("FAKE_PLAN", "hang")
+        .env("AUTOSSH_POLL", "1")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    let r = Running::start(c);
+    wait_until(Duration::from_secs(6), || {
+        fake.count_log("connection ok") + fake.count_log("port down") >= 3
+    });
+    r.stop();
+    (
+        fake.count_log("connection ok"),
+        fake.count_log("port down"),
+        fake.messages(),
+    )
+}
+
+#[test]
+fn a_stranger_on_the_monitor_port_cannot_pass_a_test() {
+    if !can_run() {
+        return;
+    }
+    let (passed, failed, m) = squatted(autossh_bin());
+    assert_eq!(passed, 0, "{m:?}");
+    assert!(failed >= 2, "{m:?}");
+    assert!(
+        m.iter()
+            .any(|l| l.ends_with("is not ssh's: another process listens there")),
+        "{m:?}"
+    );
+    if have_reference() {
+        let (passed, failed, _) = squatted(REFERENCE);
+        eprintln!("the original, monitor port squatted: {passed} tests passed, {failed} failed");
+    }
+}
+
+/// A healthy tunnel while the attacker sends wrong lines to the return port
+/// for five seconds: how many tests passed and how many restarts followed.
+fn flooded(program: &str) -> (usize, usize, Vec<String>) {
+    let fake = Fake::new("flood");
+    let port = free_pair();
+    let mut c = fake.command(program, &["-M", &port.to_string(), "host"]);
+    // The answer takes a while, as on a slow link: the attacker's lines are
+    // there first.
+    c.env("FAKE_PLAN", "fwd:slowloop")
+        .env("AUTOSSH_POLL", "2")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    let r = Running::start(c);
+    assert!(
+        fake.wait_log("connection ok", LIMIT),
+        "{program}: {:?}",
+        fake.messages()
+    );
+    let script = format!(
+        "for i in $(seq 1 1000); do echo wrong | socat -u - TCP:127.0.0.1:{},connect-timeout=1 2>/dev/null; sleep 0.005; done",
+        port + 1
+    );
+    let attacker = Attacker::start(&["sh", "-c", &script]);
+    let before = fake.count_log("connection ok");
+    std::thread::sleep(Duration::from_secs(5));
+    drop(attacker);
+    let passed = fake.count_log("connection ok") - before;
+    let restarts = fake.count_log("port down");
+    let m = fake.messages();
+    r.stop();
+    (passed, restarts, m)
+}
+
+#[test]
+fn wrong_lines_on_the_return_port_cause_no_restart() {
+    if !can_run() {
+        return;
+    }
+    let (passed, restarts, m) = flooded(autossh_bin());
+    assert_eq!(restarts, 0, "{m:?}");
+    assert!(passed >= 2, "{passed}: {m:?}");
+    if have_reference() {
+        let (passed, restarts, _) = flooded(REFERENCE);
+        eprintln!(
+            "the original, return port flooded for 5 s: {passed} tests passed, {restarts} restarts"
+        );
+    }
+}
