@@ -578,6 +578,24 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// Asserts that process `pid` makes no system call for three seconds, as
+/// strace sees it (`what` is shown if it does).
+pub fn assert_idle(pid: i32, what: &dyn std::fmt::Debug) {
+    let mut s = Command::new("timeout");
+    s.args(["-s", "INT", "3", "strace", "-c", "-p", &pid.to_string()]);
+    let out = run_bounded(s, LIMIT);
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        report.contains("attached"),
+        "strace did not watch: {report}"
+    );
+    // strace -c prints a table only when it saw a call.
+    assert!(
+        !report.contains("% time"),
+        "system calls while idle:\n{report}\n{what:?}"
+    );
+}
+
 /// The socket inodes that process `pid` holds.
 pub fn socket_inodes(pid: i32) -> Vec<u64> {
     fs::read_dir(format!("/proc/{pid}/fd"))
