@@ -198,7 +198,9 @@ impl Words {
         }
         if self.sink == Sink::Log {
             let unlogged = self.last.as_ref().filter(|(_, _, logged)| !logged);
-            let dropped = budget.take_dropped() - u32::from(unlogged.is_some());
+            let dropped = budget
+                .take_dropped()
+                .saturating_sub(u32::from(unlogged.is_some()));
             if dropped > 0 {
                 log::info!("ssh: ({dropped} more lines not logged)");
             }
