@@ -23,6 +23,8 @@ pub(crate) mod signals;
 pub(crate) mod statefile;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
+// The tunnel-list program's (src/bin/autossh-tunnels.rs); autossh uses none of it.
+pub mod tunnels;
 pub(crate) mod words;
 
 use std::ffi::{OsStr, OsString};

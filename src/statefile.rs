@@ -163,6 +163,87 @@ impl StateFile {
     }
 }
 
+/// A state file as read back (by the tunnel-list program): every key's
+/// value, unescaped, `None` where it is empty or missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub state: Option<String>,
+    pub since: Option<i64>,
+    pub pid: Option<u32>,
+    pub ssh_pid: Option<u32>,
+    pub starts: Option<u64>,
+    /// Unix time, and whether it passed.
+    pub last_test: Option<(i64, bool)>,
+    pub reason: Option<Vec<u8>>,
+    pub message: Option<Vec<u8>>,
+    pub next_start: Option<i64>,
+    pub exit_status: Option<i32>,
+}
+
+/// The value as it was before [`escape`]; a broken escape is kept as it
+/// stands.
+pub fn unescape(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        if b == b'\\' && value.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+            continue;
+        }
+        if b == b'\\' && value.get(i + 1) == Some(&b'x') {
+            let hex = value
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+/// Reads a state file's text; unknown keys and lines without `=` are
+/// passed over, so that a newer autossh's file still reads.
+pub fn parse(text: &[u8]) -> Record {
+    let mut record = Record::default();
+    for line in text.split(|&b| b == b'\n') {
+        let Some(eq) = line.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let value = unescape(&line[eq + 1..]);
+        if value.is_empty() {
+            continue;
+        }
+        let text = std::str::from_utf8(&value).ok().map(str::trim);
+        let number = |t: Option<&str>| t.and_then(|t| t.parse::<i64>().ok());
+        match &line[..eq] {
+            b"state" => record.state = text.map(String::from),
+            b"since" => record.since = number(text),
+            b"pid" => record.pid = text.and_then(|t| t.parse().ok()),
+            b"ssh_pid" => record.ssh_pid = text.and_then(|t| t.parse().ok()),
+            b"starts" => record.starts = text.and_then(|t| t.parse().ok()),
+            b"last_test" => {
+                record.last_test = text.and_then(|t| {
+                    let (at, outcome) = t.split_once(' ')?;
+                    Some((at.parse().ok()?, outcome == "passed"))
+                })
+            }
+            b"reason" => record.reason = Some(value),
+            b"message" => record.message = Some(value),
+            b"next_start" => record.next_start = number(text),
+            b"exit_status" => record.exit_status = text.and_then(|t| t.parse().ok()),
+            _ => {}
+        }
+    }
+    record
+}
+
 /// The message of SPEC §3's kind for a state file that cannot be written.
 pub fn cannot_write(path: &Path) -> String {
     format!(
@@ -175,6 +256,44 @@ pub fn cannot_write(path: &Path) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn read_back_as_written() {
+        let status = Status {
+            state: State::Waiting,
+            reason: Some(Note::EndedRestarting(255)),
+            ssh_pid: Some(9),
+            starts: 7,
+            next_start: None,
+            exit_code: None,
+        };
+        let facts = Facts {
+            since: 1_764_580_000,
+            pid: 42,
+            last_test: Some((1_764_579_990, true)),
+            message: Some(b"a\\b\nc\xff".to_vec()),
+            ssh_said_why: true,
+            next_start: Some(1_764_580_008),
+        };
+        let record = parse(&render(&status, &facts, "autossh", b"ssh"));
+        assert_eq!(
+            record,
+            Record {
+                state: Some("waiting".into()),
+                since: Some(1_764_580_000),
+                pid: Some(42),
+                ssh_pid: Some(9),
+                starts: Some(7),
+                last_test: Some((1_764_579_990, true)),
+                reason: Some(b"a\\b\nc\xff".to_vec()),
+                message: Some(b"a\\b\nc\xff".to_vec()),
+                next_start: Some(1_764_580_008),
+                exit_status: None,
+            }
+        );
+        assert_eq!(unescape(b"\\x4\\xzz\\"), b"\\x4\\xzz\\");
+        assert_eq!(parse(b"junk\nstate\n=x\nstarts=-1\n"), Record::default());
+    }
 
     #[test]
     fn values_stay_on_one_line() {

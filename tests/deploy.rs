@@ -130,13 +130,24 @@ fn systemd_unit_and_example_become_ready() {
     assert_eq!(r.wait(SLOW_LIMIT), Some(1));
 }
 
+fn path_with_tunnels() -> String {
+    let dir = Path::new(env!("CARGO_BIN_EXE_autossh-tunnels"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
 fn rc(fake: &Fake, conf: &Path, command: &str) -> (i32, String) {
     let mut c = Command::new("sh");
     c.arg(deploy("synology/autossh.sh"))
         .arg(command)
         .env("AUTOSSH", autossh_bin())
         .env("AUTOSSH_TUNNELS", conf)
-        .env("AUTOSSH_RUN_DIR", fake.dir.path("run"));
+        .env("AUTOSSH_RUN_DIR", fake.dir.path("run"))
+        // autossh-tunnels: beside AUTOSSH, else (an AUTOSSH_BIN of its own) here.
+        .env("PATH", path_with_tunnels());
     let out = run_bounded(c, SLOW_LIMIT);
     (
         out.status.code().unwrap_or(-1),

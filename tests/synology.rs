@@ -24,9 +24,11 @@ const PACKAGE_USER: u32 = 65534;
 /// The release binaries are there (CI builds them first); without them the
 /// packages cannot be built.
 fn have_release_binaries() -> bool {
-    let found = ["x86_64", "aarch64", "armv7"]
-        .iter()
-        .all(|a| Path::new(&format!("{TOP}/dist/autossh-{VERSION}-{a}")).exists());
+    let found = ["x86_64", "aarch64", "armv7"].iter().all(|a| {
+        ["autossh", "autossh-tunnels"]
+            .iter()
+            .all(|p| Path::new(&format!("{TOP}/dist/{p}-{VERSION}-{a}")).exists())
+    });
     requires(
         found,
         "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
@@ -192,23 +194,21 @@ fn packages_are_well_formed() {
             "-C",
             at,
         ]);
-        let kind = String::from_utf8(sh(&[
-            "file",
-            "-b",
-            x.0.join("bin/autossh").to_str().unwrap(),
-        ]))
-        .unwrap();
+        // Both programs: static, for the family's processor.
         let machine = match family.as_str() {
             "x86_64" => "x86-64",
             "armv8" => "ARM aarch64",
             _ => "ARM, EABI5",
         };
-        assert!(kind.contains(machine), "{file}: {kind}");
-        assert!(
-            kind.contains("statically linked") || kind.contains("static-pie linked"),
-            "{kind}"
-        );
-        assert!(x.0.join("bin/autossh-tunnels").exists());
+        for program in ["bin/autossh", "bin/autossh-tunnels"] {
+            let kind = String::from_utf8(sh(&["file", "-b", x.0.join(program).to_str().unwrap()]))
+                .unwrap();
+            assert!(kind.contains(machine), "{file}: {program}: {kind}");
+            assert!(
+                kind.contains("statically linked") || kind.contains("static-pie linked"),
+                "{program}: {kind}"
+            );
+        }
 
         for script in scripts {
             sh(&[
@@ -460,7 +460,12 @@ fn package_lifecycle_with_a_real_sshd() {
         wait_until(SLOW_LIMIT, || through_tunnel(&remote, relay)),
         "the tunnel never carried traffic"
     );
-    assert_eq!(dsm.run("start-stop-status", &["status"], "", &[]).0, 0);
+    let (code, said) = dsm.run("start-stop-status", &["status"], "", &[]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.starts_with("first: starting since ") || said.starts_with("first: up since "),
+        "{said}"
+    );
 
     // ssh killed: the tunnel comes back.
     let autossh = dsm.tunnels();

@@ -1,0 +1,194 @@
+//! Processes as /proc shows them, and signals that reach only the process
+//! meant: a process is named by its pid and its start time, so that a pid
+//! taken over by another process is never mistaken for it.
+
+use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+/// One process: its pid and when it started (clock ticks after boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    start: u64,
+}
+
+/// What /proc/PID/stat says: the state letter, the parent, the start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: i32,
+    pub start: u64,
+}
+
+/// Reads a stat line; the command name may hold anything, even `) `, so
+/// the fields are counted from its last `)`.
+pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 2..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After the name: state (3), ppid (4), ... starttime (22).
+    Some(Stat {
+        state: *fields.first()?.as_bytes().first()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The value of `key` in the process's environment, where we may read it
+/// (our own user's processes, or anyone's for root).
+pub fn environ_value(pid: i32, key: &str) -> Option<Vec<u8>> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|&b| b == 0)
+        .find_map(|entry| entry.strip_prefix(key.as_bytes())?.strip_prefix(b"="))
+        .map(<[u8]>::to_vec)
+}
+
+impl Proc {
+    /// The process that has `pid` now, unless it is gone or a zombie.
+    pub fn of(pid: i32) -> Option<Proc> {
+        let s = stat(pid).filter(|s| s.state != b'Z' && s.state != b'X')?;
+        Some(Proc {
+            pid,
+            start: s.start,
+        })
+    }
+
+    /// Whether it still runs (not a zombie, not a new process with its pid).
+    pub fn alive(&self) -> bool {
+        Proc::of(self.pid) == Some(*self)
+    }
+
+    /// Its children now.
+    pub fn children(&self) -> Vec<Proc> {
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| stat(pid).is_some_and(|s| s.ppid == self.pid))
+            .filter_map(Proc::of)
+            .collect()
+    }
+
+    /// Sends `signal` to this process and to no other. Where the kernel has
+    /// pidfds (Linux 5.3), the process is held by one while it is checked,
+    /// so that its pid cannot pass to another in between; else the check
+    /// comes right before kill(2).
+    pub fn signal(&self, signal: Signal) -> bool {
+        if self.pid <= 1 {
+            return false;
+        }
+        match pidfd_open(self.pid) {
+            Ok(fd) => self.alive() && pidfd_send_signal(&fd, signal).is_ok(),
+            Err(_) => {
+                self.alive()
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal).is_ok()
+            }
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; nix 0.30 has no wrapper for it.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by no one.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_send_signal(fd: &OwnedFd, signal: Signal) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags; nix 0.30
+    // has no wrapper for it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal as i32,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// A pid as a pid file holds it: digits (blanks around them allowed), and
+/// never 0, 1 or less, which kill(2) would read as a group, init or all.
+pub fn parse_pid(text: &[u8]) -> Option<i32> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i32>().ok().filter(|&pid| pid > 1)
+}
+
+/// The directory part of `path` resolved (links, `..`), and its name: two
+/// spellings of one file compare equal.
+pub fn resolved(path: &Path) -> Option<std::path::PathBuf> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    Some(fs::canonicalize(dir).ok()?.join(path.file_name()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines() {
+        let line = b"42 (a) b) (c) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: b'S',
+                ppid: 7,
+                start: 12345
+            })
+        );
+        assert_eq!(parse_stat(b"42 (x) S 7"), None);
+        assert_eq!(parse_stat(b""), None);
+    }
+
+    #[test]
+    fn pids_that_are_believed() {
+        assert_eq!(parse_pid(b"1234\n"), Some(1234));
+        assert_eq!(parse_pid(b" 77 "), Some(77));
+        for bad in [
+            &b"0"[..],
+            b"1",
+            b"-1",
+            b"-42",
+            b"",
+            b"\n",
+            b"12x",
+            b"+5",
+            b"99999999999",
+            b"1 2",
+        ] {
+            assert_eq!(parse_pid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn this_process() {
+        let me = Proc::of(std::process::id() as i32).unwrap();
+        assert!(me.alive());
+        assert!(Proc::of(0).is_none());
+        assert!(environ_value(std::process::id() as i32, "NO_SUCH_VARIABLE_HERE").is_none());
+        assert!(!Proc { pid: 1, start: 0 }.signal(Signal::SIGCONT));
+    }
+}

@@ -1,0 +1,365 @@
+//! What `status`, `status --json` and `metrics` print: pure functions of
+//! what was found (the list, the processes, the state files) and a clock.
+
+use crate::statefile::Record;
+
+use super::list::{shown, Problem};
+
+/// One tunnel as found: listed, or running though no longer listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub listed: bool,
+    /// The autossh that runs it, believed (see `Runner::running`).
+    pub pid: Option<i32>,
+    /// Its state file, where there is one.
+    pub record: Option<Record>,
+}
+
+/// Every state a tunnel can be shown in: autossh's own, `running` for an
+/// autossh that keeps no state file, and `stopped`.
+pub const STATES: [&str; 8] = [
+    "starting", "up", "down", "waiting", "stopping", "exited", "running", "stopped",
+];
+
+impl Seen {
+    pub fn running(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// The state word: the state file's while autossh runs (`running` for
+    /// one that keeps none), else `exited` where it said so, else `stopped`.
+    pub fn state(&self) -> &str {
+        let said = self.record.as_ref().and_then(|r| r.state.as_deref());
+        match (self.pid, said) {
+            (Some(_), Some(state)) => state,
+            (Some(_), None) => "running",
+            (None, Some("exited")) => "exited",
+            (None, _) => "stopped",
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        let record = self.record.as_ref()?;
+        record.reason.as_deref().map(|r| shown(r, 300))
+    }
+
+    /// The line of `status`; `when` shows a Unix time as the clock reads.
+    pub fn line(&self, when: &dyn Fn(i64) -> String) -> String {
+        let r = self.record.clone().unwrap_or_default();
+        let since = r
+            .since
+            .map(|t| format!(" since {}", when(t)))
+            .unwrap_or_default();
+        let because = self.reason().map(|r| format!(": {r}")).unwrap_or_default();
+        let mut line = match self.state() {
+            "running" => format!("running (pid {})", self.pid.unwrap_or_default()),
+            "stopped" => "stopped".to_string(),
+            "up" => {
+                let test = match r.last_test {
+                    Some((at, true)) => format!(" (tested {})", when(at)),
+                    Some((at, false)) => format!(" (test failed {})", when(at)),
+                    None => String::new(),
+                };
+                format!("up{since}{test}")
+            }
+            "waiting" => {
+                let retry = r
+                    .next_start
+                    .map(|t| format!(" (retry {})", when(t)))
+                    .unwrap_or_default();
+                format!("waiting{retry}{because}")
+            }
+            "exited" => {
+                let status = r
+                    .exit_status
+                    .map(|s| format!(" (status {s})"))
+                    .unwrap_or_default();
+                let at = r
+                    .since
+                    .map(|t| format!(" at {}", when(t)))
+                    .unwrap_or_default();
+                format!("exited{status}{at}{because}")
+            }
+            "stopping" => "stopping".to_string(),
+            other => format!("{}{since}{because}", shown(other.as_bytes(), 20)),
+        };
+        if !self.listed {
+            line.push_str(" (no longer in the list: reload stops it)");
+        }
+        format!("{}: {line}", self.name)
+    }
+}
+
+/// `status`'s exit status over the listed tunnels (DSM's codes): 0 when
+/// every one runs, 3 when none does (or none is listed), else 1.
+pub fn exit_status(seen: &[Seen]) -> i32 {
+    let listed: Vec<&Seen> = seen.iter().filter(|s| s.listed).collect();
+    let running = listed.iter().filter(|s| s.running()).count();
+    if running == 0 {
+        3
+    } else if running == listed.len() {
+        0
+    } else {
+        1
+    }
+}
+
+/// A JSON string of `bytes` (not valid UTF-8 as U+FFFD).
+pub fn json_string(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_or_null<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "null".to_string(), |v| v.to_string())
+}
+
+/// `status --json`: the list's path, why it could not be read (or null), its
+/// wrong lines, and every tunnel with its state file's fields.
+pub fn json(
+    list: &[u8],
+    error: Option<&str>,
+    problems: &[Problem],
+    seen: &[Seen],
+    when: &dyn Fn(i64) -> String,
+) -> String {
+    let mut out = format!(
+        "{{\"list\":{},\"error\":{},\"problems\":[",
+        json_string(list),
+        json_or_null(error.map(|e| json_string(e.as_bytes())))
+    );
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "{{\"line\":{},\"message\":{}}}",
+            p.line,
+            json_string(p.text.as_bytes())
+        ));
+    }
+    out.push_str("],\"tunnels\":[");
+    for (i, s) in seen.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let r = s.record.clone().unwrap_or_default();
+        let text = |v: Option<Vec<u8>>| json_or_null(v.map(|v| json_string(&v)));
+        out.push_str(&format!(
+            "{{\"name\":{},\"listed\":{},\"running\":{},\"pid\":{},\"state\":{},\"since\":{},\
+             \"ssh_pid\":{},\"starts\":{},\"last_test\":{},\"last_test_passed\":{},\
+             \"reason\":{},\"message\":{},\"next_start\":{},\"exit_status\":{},\"text\":{}}}",
+            json_string(s.name.as_bytes()),
+            s.listed,
+            s.running(),
+            json_or_null(s.pid),
+            json_string(s.state().as_bytes()),
+            json_or_null(r.since),
+            json_or_null(r.ssh_pid.filter(|_| s.running())),
+            r.starts.unwrap_or(0),
+            json_or_null(r.last_test.map(|t| t.0)),
+            json_or_null(r.last_test.map(|t| t.1)),
+            text(r.reason),
+            text(r.message),
+            json_or_null(r.next_start.filter(|_| s.running())),
+            json_or_null(r.exit_status),
+            json_string(s.line(when).as_bytes()),
+        ));
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// Prometheus' text format, for node exporter's textfile collector.
+pub fn metrics(problems: usize, seen: &[Seen]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    // Names are letters, digits, `_ - .`: nothing in them needs escaping.
+    let label = |s: &Seen| format!("tunnel=\"{}\"", s.name);
+    family(
+        "autossh_tunnel_up",
+        "gauge",
+        "1 while the tunnel is up: ssh runs and its last test passed.",
+        seen.iter()
+            .map(|s| (label(s), u8::from(s.state() == "up").to_string()))
+            .collect(),
+    );
+    family(
+        "autossh_tunnel_state",
+        "gauge",
+        "1 for the state the tunnel is in, 0 for the others.",
+        seen.iter()
+            .flat_map(|s| {
+                STATES.iter().map(move |state| {
+                    (
+                        format!("{},state=\"{state}\"", label(s)),
+                        u8::from(s.state() == *state).to_string(),
+                    )
+                })
+            })
+            .collect(),
+    );
+    family(
+        "autossh_tunnel_listed",
+        "gauge",
+        "1 while the tunnel is in the tunnel list, 0 when it runs though no longer listed.",
+        seen.iter()
+            .map(|s| (label(s), u8::from(s.listed).to_string()))
+            .collect(),
+    );
+    let record = |s: &Seen| s.record.clone().filter(|_| s.running()).unwrap_or_default();
+    family(
+        "autossh_tunnel_starts_total",
+        "counter",
+        "ssh starts by the tunnel's autossh since it started.",
+        seen.iter()
+            .map(|s| (label(s), record(s).starts.unwrap_or(0).to_string()))
+            .collect(),
+    );
+    family(
+        "autossh_tunnel_since_timestamp_seconds",
+        "gauge",
+        "Unix time the tunnel came into its state.",
+        seen.iter()
+            .filter_map(|s| Some((label(s), record(s).since?.to_string())))
+            .collect(),
+    );
+    family(
+        "autossh_tunnel_last_test_timestamp_seconds",
+        "gauge",
+        "Unix time of the tunnel's last connection test.",
+        seen.iter()
+            .filter_map(|s| Some((label(s), record(s).last_test?.0.to_string())))
+            .collect(),
+    );
+    family(
+        "autossh_tunnel_last_test_passed",
+        "gauge",
+        "1 when the tunnel's last connection test passed, 0 when it failed.",
+        seen.iter()
+            .filter_map(|s| Some((label(s), u8::from(record(s).last_test?.1).to_string())))
+            .collect(),
+    );
+    out.push_str(&format!(
+        "# HELP autossh_tunnels_list_problems Lines of the tunnel list that are wrong.\n\
+         # TYPE autossh_tunnels_list_problems gauge\n\
+         autossh_tunnels_list_problems {problems}\n"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn when(t: i64) -> String {
+        format!("@{t}")
+    }
+
+    fn seen(name: &str, pid: Option<i32>, text: &str) -> Seen {
+        Seen {
+            name: name.into(),
+            listed: true,
+            pid,
+            record: (!text.is_empty()).then(|| crate::statefile::parse(text.as_bytes())),
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        let up = seen(
+            "relay",
+            Some(10),
+            "state=up\nsince=100\npid=10\nssh_pid=11\nstarts=1\nlast_test=160 passed\n",
+        );
+        assert_eq!(up.line(&when), "relay: up since @100 (tested @160)");
+        let waiting = seen(
+            "home",
+            Some(12),
+            "state=waiting\nsince=100\nreason=root@relay: Permission denied (publickey).\nnext_start=200\n",
+        );
+        assert_eq!(
+            waiting.line(&when),
+            "home: waiting (retry @200): root@relay: Permission denied (publickey)."
+        );
+        let down = seen(
+            "d",
+            Some(3),
+            "state=down\nsince=5\nreason=port down\\x0a!\n",
+        );
+        assert_eq!(down.line(&when), "d: down since @5: port down\\x0a!");
+        // A state file left behind by an autossh that is gone says nothing.
+        let stale = seen("s", None, "state=up\nsince=5\n");
+        assert_eq!(stale.line(&when), "s: stopped");
+        let exited = seen(
+            "e",
+            None,
+            "state=exited\nsince=9\nreason=bad\nexit_status=1\n",
+        );
+        assert_eq!(exited.line(&when), "e: exited (status 1) at @9: bad");
+        assert_eq!(seen("o", Some(4), "").line(&when), "o: running (pid 4)");
+        let gone = Seen {
+            listed: false,
+            ..up.clone()
+        };
+        assert!(gone
+            .line(&when)
+            .ends_with("(no longer in the list: reload stops it)"));
+        assert_eq!(exit_status(&[up.clone(), waiting.clone()]), 0);
+        assert_eq!(exit_status(&[up.clone(), stale.clone()]), 1);
+        assert_eq!(exit_status(&[stale.clone(), exited]), 3);
+        assert_eq!(exit_status(&[]), 3);
+        assert_eq!(exit_status(&[stale, gone]), 3);
+    }
+
+    #[test]
+    fn json_and_metrics() {
+        assert_eq!(
+            json_string(b"a\"b\\c\n\x01\xff"),
+            "\"a\\\"b\\\\c\\n\\u0001\u{fffd}\"".replace("\\n", "\\u000a")
+        );
+        let up = seen(
+            "relay",
+            Some(10),
+            "state=up\nsince=100\nssh_pid=11\nstarts=2\nlast_test=160 passed\n",
+        );
+        let problems = [Problem {
+            line: 3,
+            text: "x".into(),
+        }];
+        let j = json(b"/l", None, &problems, std::slice::from_ref(&up), &when);
+        assert!(j.starts_with("{\"list\":\"/l\",\"error\":null,\"problems\":[{\"line\":3,\"message\":\"x\"}],\"tunnels\":[{\"name\":\"relay\",\"listed\":true,\"running\":true,\"pid\":10,\"state\":\"up\",\"since\":100,\"ssh_pid\":11,\"starts\":2,\"last_test\":160,\"last_test_passed\":true,\"reason\":null"), "{j}");
+        let m = metrics(1, &[up, seen("off", None, "")]);
+        for line in [
+            "autossh_tunnel_up{tunnel=\"relay\"} 1\n",
+            "autossh_tunnel_up{tunnel=\"off\"} 0\n",
+            "autossh_tunnel_state{tunnel=\"relay\",state=\"up\"} 1\n",
+            "autossh_tunnel_state{tunnel=\"off\",state=\"stopped\"} 1\n",
+            "autossh_tunnel_state{tunnel=\"off\",state=\"up\"} 0\n",
+            "autossh_tunnel_starts_total{tunnel=\"relay\"} 2\n",
+            "autossh_tunnel_last_test_timestamp_seconds{tunnel=\"relay\"} 160\n",
+            "autossh_tunnel_last_test_passed{tunnel=\"relay\"} 1\n",
+            "autossh_tunnels_list_problems 1\n",
+        ] {
+            assert!(m.contains(line), "{line} in {m}");
+        }
+        assert!(!m.contains("last_test_timestamp_seconds{tunnel=\"off\"}"));
+    }
+}

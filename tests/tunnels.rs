@@ -1,0 +1,710 @@
+//! autossh-tunnels: the tunnel list run as one autossh per tunnel, against
+//! the fake ssh (and, at the end, the real sshd of the test remote host).
+//! Every case the old shell logic got wrong is here: a dot name, a stale or
+//! reused pid file, a pid file of 0, two starts at once, CR line ends,
+//! arguments expanded by the shell.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn tunnels_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_autossh-tunnels")
+}
+
+/// A run folder, a list and a fake ssh of one test's own.
+struct Place {
+    fake: Fake,
+    list: PathBuf,
+    run: PathBuf,
+}
+
+impl Drop for Place {
+    /// Every autossh of this run folder is killed, with its ssh (the fake's
+    /// own guard kills the rest).
+    fn drop(&mut self) {
+        for pid in self.autossh_pids() {
+            for child in descendants(pid) {
+                signal(child, libc::SIGKILL);
+            }
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Place {
+    fn new(tag: &str) -> Place {
+        let fake = Fake::new(tag);
+        let list = fake.dir.path("tunnels.conf");
+        let run = fake.dir.path("run");
+        Place { fake, list, run }
+    }
+
+    fn write(&self, text: &str) {
+        fs::write(&self.list, text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.fake.command(tunnels_bin(), args);
+        c.env("AUTOSSH", autossh_bin())
+            .env("AUTOSSH_TUNNELS", &self.list)
+            .env("AUTOSSH_RUN_DIR", &self.run)
+            .env("AUTOSSH_STOP_WAIT", "10")
+            .env("FAKE_PLAN", "hang");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let o = run_bounded(self.command(args), SLOW_LIMIT);
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn pid_file(&self, name: &str) -> PathBuf {
+        self.run.join(format!("{name}.pid"))
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        fs::read_to_string(self.pid_file(name))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// Every autossh (not its ssh) whose pid file is in the run folder, by
+    /// what its environment says.
+    fn autossh_pids(&self) -> Vec<i32> {
+        let prefix = format!("AUTOSSH_PIDFILE={}/", self.run.display());
+        let holds = |pid: i32| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_default()
+                .split(|&b| b == 0)
+                .any(|v| v.starts_with(prefix.as_bytes()))
+        };
+        let parent = |pid: i32| -> i32 {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0)
+        };
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| alive(pid) && holds(pid) && !holds(parent(pid)))
+            .collect()
+    }
+
+    /// How many autossh processes run tunnel `name`.
+    fn count(&self, name: &str) -> usize {
+        let file = self.pid_file(name);
+        self.autossh_pids()
+            .into_iter()
+            .filter(|&pid| {
+                fs::read(format!("/proc/{pid}/environ"))
+                    .unwrap_or_default()
+                    .split(|&b| b == 0)
+                    .any(|v| v == format!("AUTOSSH_PIDFILE={}", file.display()).as_bytes())
+            })
+            .count()
+    }
+
+    fn ssh_argv_of(&self, name: &str) -> Vec<String> {
+        let autossh = self.pid(name);
+        let mut ssh = Vec::new();
+        assert!(
+            wait_until(LIMIT, || {
+                ssh = children_of(autossh).0;
+                ssh.len() == 1 && !self.fake.argv_of(ssh[0]).is_empty()
+            }),
+            "no ssh for {name}"
+        );
+        self.fake.argv_of(ssh[0])
+    }
+}
+
+/// A tunnel line of the fake: no monitoring, so that nothing but the start
+/// matters.
+fn line(name: &str) -> String {
+    format!("tunnel {name} -M 0 -N me@{name}.example\n")
+}
+
+#[test]
+fn start_status_stop() {
+    let p = Place::new("tl-basic");
+    p.write(&(line("one") + &line("two")));
+    assert_eq!(p.run(&["status"]).code, 3);
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("one: started (pid "), "{}", o.stdout);
+    assert!(o.stdout.contains("two: started (pid "), "{}", o.stdout);
+    assert_eq!((p.count("one"), p.count("two")), (1, 1));
+    assert_eq!(p.ssh_argv_of("one"), ["-N", "me@one.example"]);
+    let o = p.run(&["status"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(o.stdout.contains("one: up since "), "{}", o.stdout);
+    let o = p.run(&["start"]);
+    assert!(o
+        .stdout
+        .contains(&format!("one: already running (pid {})", p.pid("one"))));
+    assert_eq!(p.count("one"), 1);
+
+    // One of them dies: 1 (some run), and start brings back only it.
+    let one = p.pid("one");
+    let (one_ssh, _) = children_of(one);
+    signal(one, libc::SIGKILL);
+    assert!(wait_until(LIMIT, || !alive(one)));
+    for pid in one_ssh {
+        signal(pid, libc::SIGKILL);
+    }
+    assert_eq!(p.run(&["status"]).code, 1);
+    let two = p.pid("two");
+    let o = p.run(&["start"]);
+    assert!(o.stdout.contains("two: already running"), "{}", o.stdout);
+    assert!(o.stdout.contains("one: started"), "{}", o.stdout);
+    assert_eq!(p.pid("two"), two);
+
+    let everything: Vec<i32> = p
+        .autossh_pids()
+        .into_iter()
+        .flat_map(|pid| descendants(pid).into_iter().chain([pid]))
+        .collect();
+    assert_eq!(everything.len(), 4, "two autossh and their ssh");
+    let o = p.run(&["stop"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    // stop returns only once each autossh and its ssh are gone.
+    for pid in everything {
+        assert!(!alive(pid), "{pid} left running");
+    }
+    assert_eq!(p.run(&["status"]).code, 3);
+    let left: Vec<_> = fs::read_dir(&p.run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, [".lock"]);
+}
+
+/// The shell logic let a name begin with a dot, and then its stop, which
+/// visited only `*.pid`, passed over it. Now such a name is a wrong line;
+/// and stop stops whatever pid file of ours there is, dot or not.
+#[test]
+fn a_dot_name_is_refused_and_stop_stops_every_pid_file() {
+    let p = Place::new("tl-dot");
+    p.write(&(line(".hidden") + &line("seen")));
+    let o = p.run(&["start"]);
+    assert!(
+        o.stderr.contains(":1: not a tunnel name: .hidden"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.code, 0);
+    assert_eq!(p.count("seen"), 1);
+    assert!(!p.pid_file(".hidden").exists());
+    assert_eq!(p.run(&["check"]).code, 1);
+
+    // An autossh started by the old logic under a dot name.
+    let mut old = p.fake.autossh(&["-f", "-M", "0", "-N", "me@old"]);
+    old.env("AUTOSSH_PIDFILE", p.pid_file(".old"))
+        .env("FAKE_PLAN", "hang");
+    assert!(run_bounded(old, LIMIT).status.success());
+    assert!(wait_until(LIMIT, || p.pid(".old") > 0 && p.count(".old") == 1));
+    let old = p.pid(".old");
+    assert!(wait_until(LIMIT, || children_of(old).0.len() == 1));
+    let old_ssh = children_of(old).0[0];
+    let o = p.run(&["stop"]);
+    assert!(o.stdout.contains(".old: stopped"), "{}", o.stdout);
+    assert!(!alive(old) && !alive(old_ssh));
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// A pid file left behind (autossh killed, a power cut) whose pid now
+/// belongs to another process: not believed, not signalled.
+#[test]
+fn a_pid_file_of_another_process_is_not_believed() {
+    let p = Place::new("tl-stale");
+    p.write(&(line("one") + &line("two")));
+    fs::create_dir_all(&p.run).unwrap();
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("60");
+    let other = Running::start(sleeper);
+    fs::write(p.pid_file("one"), format!("{}\n", other.pid)).unwrap();
+    let o = p.run(&["status"]);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+    assert!(o.stdout.contains("one: stopped"), "{}", o.stdout);
+
+    let o = p.run(&["start"]);
+    assert!(o.stdout.contains("one: started"), "{}", o.stdout);
+    assert_eq!(p.count("one"), 1);
+    assert_ne!(p.pid("one"), other.pid);
+
+    // The pid of tunnel two's autossh in one's pid file: an autossh of ours,
+    // but not one's.
+    let one = p.pid("one");
+    signal(one, libc::SIGKILL);
+    assert!(wait_until(LIMIT, || !alive(one)));
+    fs::write(p.pid_file("one"), format!("{}\n", p.pid("two"))).unwrap();
+    let o = p.run(&["status", "one"]);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+    let o = p.run(&["start"]);
+    assert!(o.stdout.contains("one: started"), "{}", o.stdout);
+    assert_eq!((p.count("one"), p.count("two")), (1, 1));
+
+    // And the stranger again, now in two's pid file, at stop.
+    let two = p.pid("two");
+    fs::write(p.pid_file("two"), format!("{}\n", other.pid)).unwrap();
+    let o = p.run(&["stop"]);
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("two: not running"), "{}", o.stdout);
+    assert!(alive(other.pid), "stop signalled a process not its own");
+    // The lost autossh of two is still ours to clean up.
+    assert!(alive(two));
+    signal(two, libc::SIGKILL);
+}
+
+/// 0 would be the caller's process group for kill(2), -1 every process, 1
+/// init: none of them is ever believed.
+#[test]
+fn pid_files_of_0_1_and_negative_signal_nothing() {
+    let p = Place::new("tl-zero");
+    p.write(&(line("zero") + &line("one") + &line("minus") + &line("group")));
+    fs::create_dir_all(&p.run).unwrap();
+    for (name, pid) in [
+        ("zero", "0"),
+        ("one", "1"),
+        ("minus", "-1"),
+        ("group", "-42"),
+    ] {
+        fs::write(p.pid_file(name), format!("{pid}\n")).unwrap();
+    }
+    assert_eq!(p.run(&["status"]).code, 3);
+    // The program and a sibling in a process group of their own: a signal to
+    // the group would end both.
+    let mut sh = Command::new("sh");
+    sh.args([
+        "-c",
+        "sleep 30 & s=$!; \"$0\" stop; rc=$?; kill -0 $s && echo sibling alive; kill $s; exit $rc",
+        tunnels_bin(),
+    ])
+    .env("AUTOSSH", autossh_bin())
+    .env("AUTOSSH_TUNNELS", &p.list)
+    .env("AUTOSSH_RUN_DIR", &p.run)
+    .process_group(0);
+    let o = run_bounded(sh, SLOW_LIMIT);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("sibling alive"), "{out}");
+    for name in ["zero", "one", "minus", "group"] {
+        assert!(out.contains(&format!("{name}: not running")), "{out}");
+        assert!(!p.pid_file(name).exists());
+    }
+    // And start starts each, not taken in by the files.
+    for (name, pid) in [("zero", "0"), ("one", "1")] {
+        fs::write(p.pid_file(name), format!("{pid}\n")).unwrap();
+    }
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    for name in ["zero", "one", "minus", "group"] {
+        assert_eq!(p.count(name), 1, "{name}");
+    }
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// Boot racing a user, a cron job: starts at once take turns, and each
+/// tunnel runs once.
+#[test]
+fn starts_at_once_run_each_tunnel_once() {
+    let p = Place::new("tl-race");
+    p.write(&(line("a") + &line("b") + &line("c")));
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = p.command(&["start"]);
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut started = 0;
+    for child in starts {
+        let o = run_bounded_child(child, SLOW_LIMIT);
+        assert_eq!(o.status.code(), Some(0));
+        started += String::from_utf8_lossy(&o.stdout)
+            .matches(": started")
+            .count();
+    }
+    assert_eq!(started, 3);
+    for name in ["a", "b", "c"] {
+        assert_eq!(p.count(name), 1, "{name}");
+    }
+    assert!(wait_until(LIMIT, || p.fake.runs() == 3));
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// A stop while a start runs waits for it, then stops all it started.
+#[test]
+fn a_stop_while_a_start_runs() {
+    let p = Place::new("tl-stopstart");
+    let names: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    p.write(&names.iter().map(|n| line(n)).collect::<String>());
+    let mut start = p.command(&["start"]);
+    start.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = start.spawn().unwrap();
+    // The first pid file is there: the start holds the lock.
+    assert!(wait_until(LIMIT, || p.pid_file("t0").exists()));
+    let stop = p.run(&["stop"]);
+    let start = run_bounded_child(start, SLOW_LIMIT);
+    assert_eq!(start.status.code(), Some(0));
+    assert_eq!(stop.code, 0, "{}", stop.stdout);
+    assert_eq!(
+        stop.stdout.matches(": stopped").count(),
+        8,
+        "{}",
+        stop.stdout
+    );
+    assert!(p.autossh_pids().is_empty());
+    assert!(!p.fake.pids().into_iter().any(alive));
+}
+
+/// A list saved with Windows line ends, a missing final newline, tabs.
+#[test]
+fn windows_line_ends_and_no_final_newline() {
+    let p = Place::new("tl-crlf");
+    p.write(
+        "# saved on Windows\r\ntunnel crlf\t-M 0 -N me@relay\r\n\r\ntunnel last -M 0 -N me@last",
+    );
+    let o = p.run(&["check"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("2 tunnels, every line understood"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(p.run(&["start"]).code, 0);
+    assert_eq!(p.ssh_argv_of("crlf"), ["-N", "me@relay"]);
+    assert_eq!(p.ssh_argv_of("last"), ["-N", "me@last"]);
+    assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+/// The shell split arguments with an unquoted `$(...)`: globs matched the
+/// files of its folder. Now every word reaches ssh as written, and quotes
+/// keep blanks.
+#[test]
+fn arguments_reach_ssh_as_written() {
+    let p = Place::new("tl-glob");
+    let cwd = p.fake.dir.path("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    for file in ["SendEnv=LC_ALL", "8080:1:80", "8080:::80", "x"] {
+        fs::write(cwd.join(file), "").unwrap();
+    }
+    p.write(
+        "tunnel g -M 0 -N -o SendEnv=LC_* -L 8080:[::1]:80 -o 'ProxyCommand=nc %h %p' \
+         -o \"RemoteCommand=echo $HOME `id` $(id)\" * ~ me@relay\n",
+    );
+    let mut c = p.command(&["start"]);
+    c.current_dir(&cwd);
+    let o = run_bounded(c, SLOW_LIMIT);
+    assert!(o.status.success());
+    assert_eq!(
+        p.ssh_argv_of("g"),
+        [
+            "-N",
+            "-o",
+            "SendEnv=LC_*",
+            "-L",
+            "8080:[::1]:80",
+            "-o",
+            "ProxyCommand=nc %h %p",
+            "-o",
+            "RemoteCommand=echo $HOME `id` $(id)",
+            "*",
+            "~",
+            "me@relay"
+        ]
+    );
+    assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+/// A 250-character name, an unclosed quote, a duplicate: each named with
+/// its line; the good tunnel runs; check says 1; nothing of the bad ones is
+/// made.
+#[test]
+fn wrong_lines_are_named_and_the_good_ones_run() {
+    let p = Place::new("tl-bad");
+    let long = "n".repeat(250);
+    p.write(&format!(
+        "{}tunnel {long} -M 0 -N me@x\ntunnel q -N 'me@x\n{}env nobody X=1\n",
+        line("good"),
+        line("good")
+    ));
+    let o = p.run(&["check"]);
+    assert_eq!(o.code, 1);
+    let file = p.list.display().to_string();
+    for wrong in [
+        format!("{file}:2: not a tunnel name: nnnn"),
+        format!("{file}:3: a quote (') is not closed"),
+        format!("{file}:4: tunnel good is already on line 1"),
+        format!("{file}:5: a setting for tunnel nobody, which is not in the list"),
+    ] {
+        assert!(o.stderr.contains(&wrong), "{wrong} in {}", o.stderr);
+    }
+    assert!(o.stderr.lines().all(|l| l.len() < 200), "{}", o.stderr);
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 0);
+    assert_eq!(p.count("good"), 1);
+    let made: Vec<_> = fs::read_dir(&p.run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| !f.starts_with("good.") && f != ".lock")
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+    assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+/// A list that is not there, a folder, one that cannot be read: said
+/// plainly, exit 1, nothing started, nothing made.
+#[test]
+fn an_unreadable_list() {
+    let p = Place::new("tl-unread");
+    for command in ["start", "check", "reload", "restart"] {
+        let o = p.run(&[command]);
+        assert_eq!(o.code, 1, "{command}");
+        assert!(
+            o.stderr.contains(&format!(
+                "cannot read the tunnel list {}: No such file or directory",
+                p.list.display()
+            )),
+            "{command}: {}",
+            o.stderr
+        );
+    }
+    assert!(!p.run.exists(), "the run folder was made");
+    fs::create_dir_all(&p.list).unwrap();
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
+    fs::remove_dir(&p.list).unwrap();
+    if is_root() {
+        // As nobody, a list only root may read.
+        p.write(&line("x"));
+        fs::set_permissions(&p.list, fs::Permissions::from_mode(0o600)).unwrap();
+        // A copy of the program that nobody may run, in the test's folder.
+        let program = p.fake.dir.path("autossh-tunnels");
+        fs::copy(tunnels_bin(), &program).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = p.fake.command(program.to_str().unwrap(), &["check"]);
+        c.env("AUTOSSH_TUNNELS", &p.list).uid(65534).gid(65534);
+        let o = run_bounded(c, SLOW_LIMIT);
+        assert_eq!(o.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(said.contains("Permission denied"), "{said}");
+    }
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// reload: new tunnels start, removed ones stop, changed ones restart, and
+/// the others keep their autossh.
+#[test]
+fn reload_touches_only_what_changed() {
+    let p = Place::new("tl-reload");
+    p.write(&(line("same") + &line("changed") + &line("removed")));
+    assert_eq!(p.run(&["start"]).code, 0);
+    let (same, changed, removed) = (p.pid("same"), p.pid("changed"), p.pid("removed"));
+    p.write(&format!(
+        "{}tunnel changed -M 0 -N me@elsewhere\n{}",
+        line("same"),
+        line("new")
+    ));
+    let o = p.run(&["reload"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(&format!("same: unchanged (pid {same})")),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("removed: stopped"), "{}", o.stdout);
+    assert!(o.stdout.contains("changed: restarted"), "{}", o.stdout);
+    assert!(o.stdout.contains("new: started"), "{}", o.stdout);
+    assert_eq!(p.pid("same"), same);
+    assert!(alive(same));
+    assert!(!alive(changed) && !alive(removed));
+    assert_eq!(p.ssh_argv_of("changed"), ["-N", "me@elsewhere"]);
+    assert_eq!(p.count("removed"), 0);
+    // A setting counts as a change too; the rest stays.
+    p.write(&format!(
+        "{}tunnel changed -M 0 -N me@elsewhere\n{}env new AUTOSSH_POLL=77\n",
+        line("same"),
+        line("new")
+    ));
+    let new = p.pid("new");
+    let o = p.run(&["reload"]);
+    assert!(o.stdout.contains("new: restarted"), "{}", o.stdout);
+    assert!(!alive(new));
+    assert_eq!(p.pid("same"), same);
+
+    // restart NAME: that one only.
+    let changed = p.pid("changed");
+    let o = p.run(&["restart", "changed"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(!alive(changed) && p.count("changed") == 1);
+    assert_eq!(p.pid("same"), same);
+    assert_eq!(p.run(&["restart", "nosuch"]).code, 1);
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// autossh holds none of the program's descriptors (the lock above all);
+/// and a tunnel that cannot start says why.
+#[test]
+fn autossh_holds_no_lock_and_failures_are_told() {
+    let p = Place::new("tl-fds");
+    p.write(&(line("a") + "tunnel bad -M 70000 -N me@x\n"));
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("bad: failed to start: ") && o.stdout.contains("70000"),
+        "{}",
+        o.stdout
+    );
+    assert!(!p.pid_file("bad").exists());
+    let pid = p.pid("a");
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        assert!(
+            !target.to_string_lossy().contains(".lock"),
+            "autossh holds {target:?}"
+        );
+    }
+    assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+#[test]
+fn bad_command_lines_and_settings() {
+    let p = Place::new("tl-usage");
+    p.write(&line("a"));
+    for args in [
+        &[][..],
+        &["go"],
+        &["status", "a", "b"],
+        &["restart", "../x"],
+    ] {
+        let o = p.run(args);
+        assert_eq!(o.code, 1, "{args:?}");
+        assert!(o.stderr.contains("usage: autossh-tunnels"), "{}", o.stderr);
+    }
+    let mut c = p.command(&["start"]);
+    c.env("AUTOSSH_STOP_WAIT", "soon");
+    let o = run_bounded(c, LIMIT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("AUTOSSH_STOP_WAIT"));
+    assert!(!p.run.exists());
+    let o = p.run(&["--version"]);
+    assert_eq!(
+        o.stdout,
+        format!("autossh-tunnels {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// status, status --json and metrics against the real sshd of the test
+/// remote host: a good tunnel up, one whose key the relay refuses, with
+/// ssh's own words.
+#[test]
+fn status_and_metrics_with_a_real_sshd() {
+    if !remote::can_run() {
+        return;
+    }
+    let remote = remote::Remote::new();
+    let p = Place::new("tl-real");
+    let other_key = p.fake.dir.path("refused");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let quoted = |args: Vec<String>| {
+        args.iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let good = remote.ssh_args(free_pair());
+    let mut refused = remote.ssh_args(free_pair());
+    let i = refused.iter().position(|a| a == "-i").unwrap();
+    refused[i + 1] = other_key.display().to_string();
+    refused.insert(0, "IdentitiesOnly=yes".into());
+    refused.insert(0, "-o".into());
+    let log = p.fake.log_path();
+    p.write(&format!(
+        "tunnel good {}\ntunnel refused {}\n\
+         env good AUTOSSH_POLL=2\nenv good AUTOSSH_PATH=/usr/bin/ssh\n\
+         env refused AUTOSSH_PATH=/usr/bin/ssh\nenv refused AUTOSSH_POLL=2\n\
+         env good AUTOSSH_LOGFILE={}\nenv refused AUTOSSH_LOGFILE={}\n",
+        quoted(good),
+        quoted(refused),
+        log.display(),
+        log.display(),
+    ));
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let mut status = String::new();
+    let ok = wait_until(SLOW_LIMIT, || {
+        status = p.run(&["status"]).stdout;
+        status.contains("good: up since ")
+            && status.contains("(tested ")
+            && status.contains("Permission denied (publickey")
+    });
+    assert!(ok, "{status}\n{:?}", p.fake.messages());
+    let refused_line = status.lines().find(|l| l.starts_with("refused: ")).unwrap();
+    assert!(
+        refused_line.starts_with("refused: waiting (retry ")
+            || refused_line.starts_with("refused: down since "),
+        "{refused_line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let tunnels = json["tunnels"].as_array().unwrap();
+    assert_eq!(tunnels[0]["name"], "good");
+    assert_eq!(tunnels[0]["state"], "up");
+    assert_eq!(tunnels[0]["last_test_passed"], true);
+    assert!(tunnels[0]["ssh_pid"].as_u64().is_some());
+    assert_eq!(tunnels[1]["running"], true);
+    assert!(tunnels[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("Permission denied (publickey"));
+    let metrics = p.run(&["metrics"]).stdout;
+    for line in [
+        "autossh_tunnel_up{tunnel=\"good\"} 1\n",
+        "autossh_tunnel_up{tunnel=\"refused\"} 0\n",
+        "autossh_tunnel_state{tunnel=\"good\",state=\"up\"} 1\n",
+        "autossh_tunnel_last_test_passed{tunnel=\"good\"} 1\n",
+        "autossh_tunnels_list_problems 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("autossh_tunnel_starts_total{tunnel=\"refused\"} "));
+    // Exactly one HELP and TYPE per family, as the text format wants.
+    for family in ["autossh_tunnel_up", "autossh_tunnel_state"] {
+        assert_eq!(metrics.matches(&format!("# TYPE {family} ")).count(), 1);
+    }
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
+}
