@@ -115,8 +115,9 @@ impl Drop for TempDir {
 /// `swallowrecord`).
 const FAKE_SSH: &str = r#"#!/bin/bash
 d="$FAKE_DIR"
-echo $$ >> "$d/pids"
+# The argv first: a pid in pids always has its argv.
 printf '%s\0' "$@" > "$d/argv.$$"
+echo $$ >> "$d/pids"
 forward=$2
 n=$(wc -l < "$d/pids")
 set -- ${FAKE_PLAN:-exit:0}
