@@ -162,10 +162,12 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     let net_timeout = Duration::from_millis(u64::from(config.net_timeout_ms));
     let monitor = mode.map(|mode| probe::Monitor::new(mode, net_timeout, &name, &config.message));
 
-    // Network changes are tested at once, where there is a test to run.
-    let netwatch = match (&monitor, config.netwatch) {
-        (Some(_), true) => netwatch::NetWatch::open(),
-        _ => None,
+    // Network changes are tested at once, where there is a test to run; and
+    // in every mode, a change that takes away ssh's address replaces ssh.
+    let netwatch = if config.netwatch {
+        netwatch::NetWatch::open()
+    } else {
+        None
     };
     let watchdog = notify::init(&lookup);
     let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;

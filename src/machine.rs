@@ -24,6 +24,13 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// The quiet after a network change before it is tested: a change is often a
 /// burst of messages.
 pub const SETTLE: Duration = Duration::from_secs(1);
+/// After a lost connection, for this long ssh is restarted once a second
+/// and these starts are not counted as quick ones: the relay may hold the
+/// old session's remote forwards until it notices the old connection is
+/// gone, and a new ssh with `ExitOnForwardFailure` fails until then.
+pub const PACED: Duration = Duration::from_secs(10);
+/// The wait between paced starts.
+pub const PACE: Duration = Duration::from_secs(1);
 
 /// The rules of one run, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,12 @@ pub enum Event {
     TestFailed,
     /// The kernel reported a change that can affect the tunnel.
     NetworkChanged,
+    /// A change took away the address of ssh's connection (or the link it
+    /// is on went down): that connection is dead for certain.
+    ConnectionLost {
+        from: std::net::IpAddr,
+        link_down: bool,
+    },
     /// Only time passed (a deadline was reached).
     Tick,
 }
@@ -336,6 +349,9 @@ pub struct Machine {
     up: bool,
     /// The last line that said why it is not up.
     reason: Option<Note>,
+    /// Until when starts are paced (see [`PACED`]), and whether the next
+    /// one is the first since the loss.
+    paced: Option<(Time, bool)>,
 }
 
 impl Machine {
@@ -356,6 +372,7 @@ impl Machine {
             settle: Settle { until: None },
             up: false,
             reason: None,
+            paced: None,
         }
     }
 
@@ -535,6 +552,14 @@ impl Machine {
                     self.settle.changed(now);
                 }
             }
+            Event::ConnectionLost { from, link_down } => {
+                if let Phase::Running { .. } = self.phase {
+                    // No test is needed, in any monitoring mode.
+                    self.why(Note::ConnectionGone { from, link_down }, &mut out);
+                    self.paced = Some((now + PACED, true));
+                    self.stop(Then::Restart, now, &mut out);
+                }
+            }
             Event::Tick => {}
         }
         self.run_due(now, &mut out);
@@ -708,7 +733,17 @@ impl Machine {
             self.why(Note::MaxStartReached, out);
             return self.exit(0, out);
         }
-        let (tries, wait) = self.backoff.before_start(now, self.rules.poll);
+        let (tries, wait) = match self.paced {
+            Some((until, first)) if now < until => {
+                self.paced = Some((until, false));
+                let pace = PACE.min(secs(self.rules.poll));
+                (0, if first { Duration::ZERO } else { pace })
+            }
+            _ => {
+                self.paced = None;
+                self.backoff.before_start(now, self.rules.poll)
+            }
+        };
         out.log(Note::Tries(tries));
         if wait.is_zero() {
             return self.launch(now, out);

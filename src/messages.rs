@@ -169,6 +169,13 @@ pub enum Note {
     PortDown,
     /// INFO `network changed, testing the connection`
     NetworkChanged,
+    /// INFO `ssh's connection was from ADDRESS, an address this host no
+    /// longer has; restarting ssh`, or `the link of ssh's connection from
+    /// ADDRESS is down; restarting ssh`
+    ConnectionGone {
+        from: std::net::IpAddr,
+        link_down: bool,
+    },
     /// INFO `exceeded maximum time to live, shutting down`
     LifetimeReached,
     /// INFO `ssh child pid N did not exit on SIGTERM; sending SIGKILL`
@@ -213,6 +220,16 @@ impl Note {
             Note::RestartSignal => "signalled to kill and restart ssh".to_string(),
             Note::PortDown => "port down, restarting ssh".to_string(),
             Note::NetworkChanged => "network changed, testing the connection".to_string(),
+            Note::ConnectionGone {
+                from,
+                link_down: false,
+            } => format!(
+                "ssh's connection was from {from}, an address this host no longer has; restarting ssh"
+            ),
+            Note::ConnectionGone {
+                from,
+                link_down: true,
+            } => format!("the link of ssh's connection from {from} is down; restarting ssh"),
             Note::LifetimeReached => "exceeded maximum time to live, shutting down".to_string(),
             Note::KillingStubborn(pid) => {
                 format!("ssh child pid {pid} did not exit on SIGTERM; sending SIGKILL")

@@ -9,6 +9,10 @@
 //! global address. Everything else is ignored: links without such an address
 //! (a veth coming up for a container), link-local addresses and routes,
 //! routes of other tables (local, multicast, policy tables).
+//!
+//! A loss is told apart: a global address removed, or a link with one going
+//! down or away (or messages lost). Only then is ssh's own connection looked
+//! at (`owner::connection`), which a loss may have cut for certain.
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -85,9 +89,9 @@ impl NetWatch {
         self.socket.as_fd()
     }
 
-    /// Reads every waiting message; whether any of them can affect the tunnel.
-    pub fn drain(&mut self) -> bool {
-        let mut changed = false;
+    /// Reads every waiting message; what they can do to the tunnel.
+    pub fn drain(&mut self) -> Change {
+        let mut changed = Change::None;
         let fd = self.socket.as_raw_fd();
         // Bounded: a busy host cannot keep us here.
         for _ in 0..256 {
@@ -97,7 +101,7 @@ impl NetWatch {
             let size = match socket::recv(fd, &mut [], peek) {
                 Ok(size) => size.clamp(1, 1 << 16),
                 Err(Errno::ENOBUFS) => {
-                    changed = true;
+                    changed = Change::Loss;
                     continue;
                 }
                 Err(Errno::EINTR) => continue,
@@ -110,17 +114,31 @@ impl NetWatch {
                     for (kind, port, body) in messages(&buf[..n]) {
                         // Our own question's answers teach, they are no change.
                         let ours = port == self.port && port != 0;
-                        changed |= affects_tunnel(kind, body, &mut self.addressed) && !ours;
+                        let change = affects_tunnel(kind, body, &mut self.addressed);
+                        if !ours {
+                            changed = changed.max(change);
+                        }
                     }
                 }
-                // Messages were lost: something changed.
-                Err(Errno::ENOBUFS) => changed = true,
+                // Messages were lost: anything may have changed.
+                Err(Errno::ENOBUFS) => changed = Change::Loss,
                 Err(Errno::EINTR) => {}
                 Err(_) => break,
             }
         }
         changed
     }
+}
+
+/// What messages can do to the tunnel, in rising order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    None,
+    /// Something that can affect it (an address or route added, say).
+    Some,
+    /// Something that may have cut ssh's connection: a global address
+    /// removed, a link that had one down or gone.
+    Loss,
 }
 
 /// RTM_GETADDR for every family, as a dump.
@@ -176,30 +194,35 @@ fn attributes(mut data: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-/// Whether one message can affect the tunnel; learns which links have a
-/// global address.
-pub fn affects_tunnel(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> bool {
+/// What one message can do to the tunnel; learns which links have a global
+/// address.
+pub fn affects_tunnel(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> Change {
+    let some = |yes: bool| if yes { Change::Some } else { Change::None };
     match kind {
         RTM_NEWADDR | RTM_DELADDR => {
             // ifaddrmsg: family, prefix length, flags, scope, link index.
             let (Some(&scope), Some(index)) = (body.get(3), u32_at(body, 4)) else {
-                return false;
+                return Change::None;
             };
             let global = scope == RT_SCOPE_UNIVERSE;
-            if global && kind == RTM_NEWADDR {
-                addressed.insert(index);
+            match (global, kind) {
+                (false, _) => Change::None,
+                (true, RTM_NEWADDR) => {
+                    addressed.insert(index);
+                    Change::Some
+                }
+                (true, _) => Change::Loss,
             }
-            global
         }
         RTM_NEWROUTE | RTM_DELROUTE => {
             // rtmsg: family, dst len, src len, tos, table, protocol, scope, type, flags.
             let (Some(&family), Some(&table), Some(&route_type)) =
                 (body.first(), body.get(4), body.get(7))
             else {
-                return false;
+                return Change::None;
             };
             if table != RT_TABLE_MAIN || route_type != RTN_UNICAST {
-                return false;
+                return Change::None;
             }
             let link_local = i32::from(family) == libc::AF_INET6
                 && attributes(body.get(12..).unwrap_or_default())
@@ -209,20 +232,31 @@ pub fn affects_tunnel(kind: u16, body: &[u8], addressed: &mut BTreeSet<u32>) -> 
                             && d.first() == Some(&0xfe)
                             && d.get(1).is_some_and(|b| b & 0xc0 == 0x80)
                     });
-            !link_local
+            some(!link_local)
         }
         RTM_NEWLINK | RTM_DELLINK => {
             // ifinfomsg: family, pad, type, link index, flags, change.
-            let Some(index) = u32_at(body, 4) else {
-                return false;
+            let (Some(index), Some(flags)) = (u32_at(body, 4), u32_at(body, 8)) else {
+                return Change::None;
             };
             if kind == RTM_DELLINK {
-                addressed.remove(&index)
+                return if addressed.remove(&index) {
+                    Change::Loss
+                } else {
+                    Change::None
+                };
+            }
+            if !addressed.contains(&index) {
+                return Change::None;
+            }
+            let up = libc::IFF_UP as u32 | libc::IFF_LOWER_UP as u32;
+            if flags & up == up {
+                Change::Some
             } else {
-                addressed.contains(&index)
+                Change::Loss
             }
         }
-        _ => false,
+        _ => Change::None,
     }
 }
 
@@ -257,49 +291,70 @@ mod tests {
         b
     }
 
-    fn link(index: u32) -> Vec<u8> {
+    fn link(index: u32, flags: u32) -> Vec<u8> {
         let mut b = vec![0, 0, 1, 0];
         b.extend_from_slice(&index.to_ne_bytes());
-        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&flags.to_ne_bytes());
+        b.extend_from_slice(&[0; 4]);
         b
     }
 
+    const UP: u32 = (libc::IFF_UP | libc::IFF_LOWER_UP | libc::IFF_RUNNING) as u32;
+
     #[test]
     fn what_counts() {
+        use Change::{Loss, None, Some};
         let mut set = BTreeSet::new();
         // A veth coming up: its link, its link-local address and route.
-        assert!(!affects_tunnel(RTM_NEWLINK, &link(7), &mut set));
-        assert!(!affects_tunnel(RTM_NEWADDR, &address(253, 7), &mut set));
+        assert_eq!(affects_tunnel(RTM_NEWLINK, &link(7, UP), &mut set), None);
+        assert_eq!(
+            affects_tunnel(RTM_NEWADDR, &address(253, 7), &mut set),
+            None
+        );
         let fe80 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(!affects_tunnel(
-            RTM_NEWROUTE,
-            &route(10, 254, 1, &fe80),
-            &mut set
-        ));
-        assert!(!affects_tunnel(
-            RTM_NEWROUTE,
-            &route(2, 255, 2, &[10, 0, 0, 1]),
-            &mut set
-        ));
+        assert_eq!(
+            affects_tunnel(RTM_NEWROUTE, &route(10, 254, 1, &fe80), &mut set),
+            None
+        );
+        assert_eq!(
+            affects_tunnel(RTM_NEWROUTE, &route(2, 255, 2, &[10, 0, 0, 1]), &mut set),
+            None
+        );
         // A global address, a default route, a change of an addressed link.
-        assert!(affects_tunnel(RTM_NEWADDR, &address(0, 3), &mut set));
-        assert!(affects_tunnel(
-            RTM_NEWROUTE,
-            &route(2, 254, 1, &[]),
-            &mut set
-        ));
-        assert!(affects_tunnel(
-            RTM_NEWROUTE,
-            &route(10, 254, 1, &[0x20, 1, 0xd, 0xb8]),
-            &mut set
-        ));
-        assert!(affects_tunnel(RTM_NEWLINK, &link(3), &mut set));
-        assert!(affects_tunnel(RTM_DELADDR, &address(0, 3), &mut set));
-        assert!(affects_tunnel(RTM_DELLINK, &link(3), &mut set));
-        assert!(!affects_tunnel(RTM_NEWLINK, &link(3), &mut set));
+        assert_eq!(affects_tunnel(RTM_NEWADDR, &address(0, 3), &mut set), Some);
+        assert_eq!(
+            affects_tunnel(RTM_NEWROUTE, &route(2, 254, 1, &[]), &mut set),
+            Some
+        );
+        assert_eq!(
+            affects_tunnel(
+                RTM_NEWROUTE,
+                &route(10, 254, 1, &[0x20, 1, 0xd, 0xb8]),
+                &mut set
+            ),
+            Some
+        );
+        assert_eq!(affects_tunnel(RTM_NEWLINK, &link(3, UP), &mut set), Some);
+        // Losses: the link down (or without carrier), the address removed,
+        // the link gone; the link of the veth going down is none.
+        assert_eq!(affects_tunnel(RTM_NEWLINK, &link(3, 0), &mut set), Loss);
+        let no_carrier = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+        assert_eq!(
+            affects_tunnel(RTM_NEWLINK, &link(3, no_carrier), &mut set),
+            Loss
+        );
+        assert_eq!(affects_tunnel(RTM_NEWLINK, &link(7, 0), &mut set), None);
+        assert_eq!(affects_tunnel(RTM_DELADDR, &address(0, 3), &mut set), Loss);
+        assert_eq!(
+            affects_tunnel(RTM_DELADDR, &address(253, 7), &mut set),
+            None
+        );
+        assert_eq!(affects_tunnel(RTM_DELLINK, &link(3, 0), &mut set), Loss);
+        assert_eq!(affects_tunnel(RTM_NEWLINK, &link(3, UP), &mut set), None);
+        assert_eq!(affects_tunnel(RTM_DELLINK, &link(7, 0), &mut set), None);
         // Short or strange bodies are no change, and no panic.
         for kind in [RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWLINK, 99] {
-            assert!(!affects_tunnel(kind, &[1, 2], &mut set));
+            assert_eq!(affects_tunnel(kind, &[1, 2], &mut set), None);
         }
     }
 

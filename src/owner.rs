@@ -4,8 +4,12 @@
 //! Read from `/proc/net/tcp` and `/proc/PID/fd` at test time only, so
 //! nothing is added while idle; where they cannot be read, the test goes on
 //! as before (said once, at debug level).
+//!
+//! And after a network change that may have cut it: ssh's own connection,
+//! and whether this host still has its address, on a link that is up.
 
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A socket of `/proc/net/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +166,136 @@ impl Sockets {
     }
 }
 
+/// A TCP socket of `/proc/net/tcp` or `tcp6`: its local address, state
+/// and inode (IPv4 in IPv6 given as IPv4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Socket {
+    pub local: IpAddr,
+    pub state: u8,
+    pub inode: u64,
+}
+
+const ESTABLISHED: u8 = 0x01;
+
+/// An address of either table: 8 hex digits, or 32 (four native words).
+fn ip(text: &str) -> Option<IpAddr> {
+    match text.len() {
+        8 => Some(IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(text, 16).ok()?.to_ne_bytes(),
+        ))),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(text.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+            let v6 = Ipv6Addr::from(bytes);
+            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
+        _ => None,
+    }
+}
+
+/// The sockets of a `/proc/net/tcp` or `tcp6` text.
+pub fn parse_sockets(text: &str) -> Vec<Socket> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some(Socket {
+                local: ip(f.get(1)?.split_once(':')?.0)?,
+                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+                inode: f.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// `pid`'s socket inodes by descriptor, lowest first.
+fn sockets_by_fd(pid: i32) -> Vec<u64> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, u64)> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(entry.path()).ok()?;
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            Some((fd, inode))
+        })
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, inode)| inode).collect()
+}
+
+/// The local address of the connection among `inodes` (lowest descriptor
+/// first): the first established TCP socket not on loopback.
+pub fn first_connection(sockets: &[Socket], inodes: &[u64]) -> Option<IpAddr> {
+    inodes.iter().find_map(|inode| {
+        sockets
+            .iter()
+            .find(|s| s.inode == *inode && s.state == ESTABLISHED && !s.local.is_loopback())
+            .map(|s| s.local)
+    })
+}
+
+/// The local address of ssh's connection to its server: the TCP socket on
+/// ssh's lowest descriptor (opened before any forward), or where ssh holds
+/// none (a ProxyCommand), on its children's. None where it cannot be told.
+pub fn connection(ssh: i32) -> Option<IpAddr> {
+    let mut sockets = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            sockets.extend(parse_sockets(&text));
+        }
+    }
+    if let Some(found) = first_connection(&sockets, &sockets_by_fd(ssh)) {
+        return Some(found);
+    }
+    let mut children: Vec<i32> = all_parents()?
+        .into_iter()
+        .filter(|&(_, parent)| parent == ssh)
+        .map(|(pid, _)| pid)
+        .collect();
+    children.sort_unstable();
+    children
+        .into_iter()
+        .find_map(|child| first_connection(&sockets, &sockets_by_fd(child)))
+}
+
+/// Whether `from` is still one of this host's addresses, on a link that is
+/// up: `Some(false)` gone, `Some(true)` there but its link down, None fine
+/// (or not known).
+pub fn lost(from: IpAddr) -> Option<bool> {
+    use nix::net::if_::InterfaceFlags;
+    let mut found = false;
+    for a in nix::ifaddrs::getifaddrs().ok()? {
+        let Some(address) = a.address else {
+            continue;
+        };
+        let this = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
+            (Some(v4), _) => IpAddr::V4(v4.ip()),
+            (_, Some(v6)) => IpAddr::V6(v6.ip()),
+            _ => continue,
+        };
+        if this == from {
+            found = true;
+            if a.flags
+                .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING)
+            {
+                return None;
+            }
+        }
+    }
+    Some(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +345,39 @@ mod tests {
         assert!(!s.peer_is_ssh(40002, 20001), "closed: no one's to trust");
         assert!(!s.peer_is_ssh(40004, 20001));
         assert!(parse("header\ngarbage line\n").is_empty());
+    }
+
+    #[test]
+    fn connections_of_both_tables() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+                  0: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 100 1\n\
+                  1: 0100C80A:D431 0200C80A:0016 01 00000000:00000000 00:00000000 00000000 0 0 200 1\n\
+                  2: 0100007F:9C40 0100007F:4E21 01 00000000:00000000 00:00000000 00000000 0 0 300 1\n";
+        let v6 = "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt uid timeout inode\n\
+                  0: B80D0120000000000000000001000000:D432 B80D0120000000000000000002000000:0016 01 00000000:00000000 00:00000000 00000000 0 0 400 1\n\
+                  1: 0000000000000000FFFF00000300C80A:D433 0000000000000000FFFF00000200C80A:0016 01 00000000:00000000 00:00000000 00000000 0 0 500 1\n";
+        let mut s = parse_sockets(v4);
+        s.extend(parse_sockets(v6));
+        assert_eq!(s.len(), 5);
+        let here: IpAddr = "10.200.0.1".parse().unwrap();
+        assert_eq!(s[1].local, here);
+        assert_eq!(s[3].local, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(s[4].local, "10.200.0.3".parse::<IpAddr>().unwrap());
+        // Lowest descriptor first, loopback and listeners passed over.
+        assert_eq!(first_connection(&s, &[100, 300, 200, 400]), Some(here));
+        assert_eq!(
+            first_connection(&s, &[400, 200]),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(first_connection(&s, &[100, 300, 999]), None);
+        assert!(parse_sockets("h\n0: 12:34 56:78 01 x x x x x 9\n").is_empty());
+    }
+
+    #[test]
+    fn addresses_of_this_host() {
+        // Loopback is always here and up; TEST-NET-3 is nobody's.
+        assert_eq!(lost("127.0.0.1".parse().unwrap()), None);
+        assert_eq!(lost("203.0.113.77".parse().unwrap()), Some(false));
     }
 
     #[test]

@@ -18,8 +18,9 @@ use crate::child::{self, Ssh};
 use crate::machine::Status;
 use crate::machine::{Action, Event, Machine, Rules, Time, KILL_GRACE};
 use crate::messages::OsError;
-use crate::netwatch::NetWatch;
+use crate::netwatch::{Change, NetWatch};
 use crate::notify;
+use crate::owner;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
 use crate::statefile::{self, Facts, StateFile};
@@ -394,14 +395,25 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 return code;
             }
         }
-        if network
-            && world
-                .settings
-                .netwatch
-                .as_mut()
-                .is_some_and(NetWatch::drain)
-        {
-            if let Some(code) = world.feed(&mut machine, Event::NetworkChanged, now, &mut answers) {
+        let change = match world.settings.netwatch.as_mut() {
+            Some(watch) if network => watch.drain(),
+            _ => Change::None,
+        };
+        // A loss may have cut ssh's connection: if its address is gone (or
+        // its link down), ssh is replaced at once, without a test.
+        let lost = match (change, world.ssh.as_ref()) {
+            (Change::Loss, Some(ssh)) => owner::connection(ssh.pid().as_raw())
+                .and_then(|from| Some((from, owner::lost(from)?)))
+                .map(|(from, link_down)| Event::ConnectionLost { from, link_down }),
+            _ => None,
+        };
+        let event = match (lost, change) {
+            (Some(event), _) => Some(event),
+            (None, Change::Some | Change::Loss) => Some(Event::NetworkChanged),
+            (None, Change::None) => None,
+        };
+        if let Some(event) = event {
+            if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
                 return code;
             }
         }

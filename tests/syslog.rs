@@ -145,6 +145,15 @@ fn logcheck_ignores_sshs_routine_lines_only() {
         .expect("ssh's line logged");
     let line = |message: &str| format!("Dec  1 09:00:00 nas autossh[1234]: {message}");
     assert!(matches(&ours_file, &line(&said)), "not ignored: {said}");
+    // A connection replaced after its address went, IPv4 or IPv6.
+    for (from, link_down) in [("10.200.0.1", false), ("2001:db8::7", true)] {
+        let note = autossh::messages::Note::ConnectionGone {
+            from: from.parse().unwrap(),
+            link_down,
+        };
+        let text = note.text("autossh", b"ssh");
+        assert!(matches(&ours_file, &line(&text)), "not ignored: {text}");
+    }
     for reason in [
         "ssh: Permission denied (publickey).",
         "ssh: Host key verification failed.",

@@ -620,6 +620,61 @@ fn network_changes() {
     assert_eq!(r.m.deadline(), Some(r.now + s(30)));
 }
 
+/// The address of ssh's connection gone, or its link down: ssh is replaced
+/// at once, without a test, monitored or not.
+#[test]
+fn a_lost_connection() {
+    let lost = |link_down| Event::ConnectionLost {
+        from: std::net::IpAddr::from([10, 200, 0, 1]),
+        link_down,
+    };
+    for rules in [rules(), monitored()] {
+        let mut r = Run::running(rules);
+        assert_eq!(
+            r.at(s(5), lost(false)),
+            "ssh's connection was from 10.200.0.1, an address this host no longer has; \
+             restarting ssh; terminate"
+        );
+        assert_eq!(r.kind(), "stopping to restart");
+        assert_eq!(
+            r.after(ms(10), Event::SshEnded(Ended::Signaled(15))),
+            "checking for grace period, tries = 0; starting ssh (count 2); spawn"
+        );
+        r.now(Event::Spawned { pid: 5 });
+        assert_eq!(
+            r.after(s(1), lost(true)),
+            "the link of ssh's connection from 10.200.0.1 is down; restarting ssh; terminate"
+        );
+    }
+    // Then the starts are paced, once a second, for ten seconds, not
+    // counted as quick ones; then the backoff goes on as before.
+    let mut r = Run::running(rules());
+    r.at(s(5), lost(false));
+    r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    let mut waits = Vec::new();
+    for pid in 10..30 {
+        r.now(Event::Spawned { pid });
+        let said = r.after(ms(100), Event::SshEnded(Ended::Exited(255)));
+        waits.push(said.contains("sleeping for grace time 1 secs"));
+        if let Phase::Waiting { until } = r.m.phase() {
+            assert!(r.at(until, Event::Tick).ends_with("spawn"));
+        }
+    }
+    let paced = waits.iter().take_while(|&&w| w).count();
+    assert!((8..=10).contains(&paced), "{waits:?}");
+    // Mid-test, the test is dropped first.
+    let mut r = Run::testing(monitored());
+    assert!(r
+        .after(ms(10), lost(false))
+        .ends_with("; cancel test; terminate"));
+    // With no ssh running there is nothing to replace.
+    for mut r in [Run::stopping(monitored()), Run::waiting(rules())] {
+        let before = r.kind();
+        assert_eq!(r.after(ms(10), lost(false)), "");
+        assert_eq!(r.kind(), before);
+    }
+}
+
 /// The service manager: READY=1 once, the watchdog at its interval.
 #[test]
 fn readiness_and_watchdog() {
@@ -1079,6 +1134,11 @@ impl World {
                 }
             } else {
                 Event::Tick
+            }
+        } else if rng.chance(20) {
+            Event::ConnectionLost {
+                from: std::net::IpAddr::from([10, 0, 0, 1]),
+                link_down: rng.chance(2),
             }
         } else {
             Event::NetworkChanged

@@ -296,6 +296,11 @@ impl Remote {
         writeln!(keys, "{}", public_key.trim()).unwrap();
     }
 
+    /// This side's address on the link.
+    pub fn client_addr(&self) -> Ipv4Addr {
+        self.host_addr
+    }
+
     /// This side moves to another address, as after a new DHCP lease: the old
     /// one goes, the spare one comes.
     pub fn move_client_address(&mut self) {
