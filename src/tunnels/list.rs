@@ -15,6 +15,9 @@
 //! line (a list saved on Windows) is dropped; any other control byte makes
 //! the line wrong.
 //!
+//! `disabled NAME SSH-ARGUMENTS...` keeps a tunnel in the list without
+//! running it (the app's "enabled" box).
+//!
 //! A tunnel's NAME is 1 to 64 letters, digits, `_`, `-` and `.`, not
 //! beginning with `.`. A wrong line is reported with its number and passed
 //! over; the other lines still count. A tunnel named twice runs as its
@@ -48,13 +51,20 @@ pub struct Problem {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct List {
+    /// The tunnels that run.
     pub tunnels: Vec<Tunnel>,
+    /// `disabled NAME ...` lines: tunnels kept in the list that do not run.
+    pub off: Vec<Tunnel>,
     pub problems: Vec<Problem>,
 }
 
 impl List {
     pub fn get(&self, name: &str) -> Option<&Tunnel> {
         self.tunnels.iter().find(|t| t.name == name)
+    }
+
+    pub fn disabled(&self, name: &str) -> Option<&Tunnel> {
+        self.off.iter().find(|t| t.name == name)
     }
 }
 
@@ -161,7 +171,8 @@ pub fn parse(text: &[u8]) -> List {
             continue;
         };
         match first.as_slice() {
-            b"tunnel" => {
+            kind @ (b"tunnel" | b"disabled") => {
+                let enabled = kind == b"tunnel";
                 if words.len() < 2 {
                     problem!(
                         "a tunnel needs a name and ssh arguments: tunnel NAME SSH-ARGUMENTS..."
@@ -180,12 +191,12 @@ pub fn parse(text: &[u8]) -> List {
                     problem!(format!("tunnel {name} has no ssh arguments"));
                     continue;
                 }
-                if let Some(first) = list.get(&name) {
+                if let Some(first) = list.get(&name).or_else(|| list.disabled(&name)) {
                     let text = format!("tunnel {name} is already on line {}", first.line);
                     problem!(text);
                     continue;
                 }
-                list.tunnels.push(Tunnel {
+                let tunnel = Tunnel {
                     name,
                     line: number,
                     args: words[2..]
@@ -193,7 +204,12 @@ pub fn parse(text: &[u8]) -> List {
                         .map(|w| OsString::from_vec(w.clone()))
                         .collect(),
                     env: Vec::new(),
-                });
+                };
+                if enabled {
+                    list.tunnels.push(tunnel);
+                } else {
+                    list.off.push(tunnel);
+                }
             }
             b"env" => {
                 let setting = words.get(2).and_then(|w| {
@@ -230,7 +246,12 @@ pub fn parse(text: &[u8]) -> List {
         }
     }
     for (line, name, var, value) in settings {
-        match list.tunnels.iter_mut().find(|t| t.name == name) {
+        match list
+            .tunnels
+            .iter_mut()
+            .chain(list.off.iter_mut())
+            .find(|t| t.name == name)
+        {
             Some(tunnel) => tunnel
                 .env
                 .push((OsString::from_vec(var), OsString::from_vec(value))),
@@ -366,6 +387,16 @@ mod tests {
                 (15, "a quote (') is not closed"),
             ]
         );
+    }
+
+    #[test]
+    fn disabled_tunnels() {
+        let list =
+            parse(b"disabled a -N x@y\nenv a AUTOSSH_POLL=9\ntunnel a -N z@w\ntunnel b -N q@r\n");
+        assert_eq!(list.tunnels.len(), 1);
+        assert_eq!(list.off[0].name, "a");
+        assert_eq!(list.off[0].env.len(), 1);
+        assert_eq!(list.problems[0].text, "tunnel a is already on line 1");
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! believed. Signals go only to a believed autossh and to the children it
 //! had when it was signalled, each named by pid and start time (`procs`).
 
+pub mod cgi;
+pub mod edit;
+pub mod form;
+pub mod json;
 pub mod list;
 pub mod procs;
 pub mod report;
@@ -117,9 +121,14 @@ pub enum Request {
     Stop,
     Restart(Option<String>),
     Reload,
-    Status { name: Option<String>, json: bool },
+    Status {
+        name: Option<String>,
+        json: bool,
+    },
     Check,
     Metrics,
+    /// The DSM app's server side, one CGI request (`cgi`).
+    Cgi,
     Version,
     Help,
 }
@@ -136,6 +145,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Request, String> {
         [b"reload"] => Request::Reload,
         [b"check"] => Request::Check,
         [b"metrics"] => Request::Metrics,
+        [b"cgi"] => Request::Cgi,
         [b"-V" | b"--version"] => Request::Version,
         [b"-h" | b"--help"] => Request::Help,
         [b"status", rest @ ..] if rest.len() <= 2 => {
@@ -207,6 +217,7 @@ pub fn main(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>, exe: Opti
         Request::Status { name, json } => runner.status(name.as_deref(), json),
         Request::Check => runner.check(),
         Request::Metrics => runner.metrics(),
+        Request::Cgi => cgi::main(runner.s, env),
         Request::Version | Request::Help => 0,
     }
 }
@@ -776,24 +787,33 @@ impl Runner {
             .map(|l| l.tunnels.as_slice())
             .unwrap_or_default()
             .iter()
-            .map(|t| {
+            .map(|t| (t, false))
+            .chain(
+                list.map(|l| l.off.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| (t, true)),
+            )
+            .map(|(t, disabled)| {
                 let name = OsStr::new(&t.name);
                 Seen {
                     name: t.name.clone(),
                     listed: true,
+                    disabled,
                     pid: self.running(name).map(|p| p.pid),
                     record: record(name),
                 }
             })
             .collect();
         for (name, p) in self.pid_files() {
-            let listed = name
-                .to_str()
-                .is_some_and(|n| list.is_some_and(|l| l.get(n).is_some()));
+            let listed = name.to_str().is_some_and(|n| {
+                list.is_some_and(|l| l.get(n).is_some() || l.disabled(n).is_some())
+            });
             if let (Some(p), false) = (p, listed) {
                 seen.push(Seen {
                     name: list::shown(name.as_bytes(), 70),
                     listed: false,
+                    disabled: false,
                     pid: Some(p.pid),
                     record: record(&name),
                 });

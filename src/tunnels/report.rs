@@ -10,6 +10,8 @@ use super::list::{shown, Problem};
 pub struct Seen {
     pub name: String,
     pub listed: bool,
+    /// Listed as `disabled`: kept, not run.
+    pub disabled: bool,
     /// The autossh that runs it, believed (see `Runner::running`).
     pub pid: Option<i32>,
     /// Its state file, where there is one.
@@ -18,8 +20,8 @@ pub struct Seen {
 
 /// Every state a tunnel can be shown in: autossh's own, `running` for an
 /// autossh that keeps no state file, and `stopped`.
-pub const STATES: [&str; 8] = [
-    "starting", "up", "down", "waiting", "stopping", "exited", "running", "stopped",
+pub const STATES: [&str; 9] = [
+    "starting", "up", "down", "waiting", "stopping", "exited", "running", "stopped", "disabled",
 ];
 
 impl Seen {
@@ -34,6 +36,7 @@ impl Seen {
         match (self.pid, said) {
             (Some(_), Some(state)) => state,
             (Some(_), None) => "running",
+            (None, _) if self.disabled => "disabled",
             (None, Some("exited")) => "exited",
             (None, _) => "stopped",
         }
@@ -55,6 +58,7 @@ impl Seen {
         let mut line = match self.state() {
             "running" => format!("running (pid {})", self.pid.unwrap_or_default()),
             "stopped" => "stopped".to_string(),
+            "disabled" => "disabled".to_string(),
             "up" => {
                 let test = match r.last_test {
                     Some((at, true)) => format!(" (tested {})", when(at)),
@@ -91,10 +95,11 @@ impl Seen {
     }
 }
 
-/// `status`'s exit status over the listed tunnels (DSM's codes): 0 when
+/// `status`'s exit status over the listed tunnels that are not disabled
+/// (DSM's codes): 0 when
 /// every one runs, 3 when none does (or none is listed), else 1.
 pub fn exit_status(seen: &[Seen]) -> i32 {
-    let listed: Vec<&Seen> = seen.iter().filter(|s| s.listed).collect();
+    let listed: Vec<&Seen> = seen.iter().filter(|s| s.listed && !s.disabled).collect();
     let running = listed.iter().filter(|s| s.running()).count();
     if running == 0 {
         3
@@ -158,11 +163,12 @@ pub fn json(
         let r = s.record.clone().unwrap_or_default();
         let text = |v: Option<Vec<u8>>| json_or_null(v.map(|v| json_string(&v)));
         out.push_str(&format!(
-            "{{\"name\":{},\"listed\":{},\"running\":{},\"pid\":{},\"state\":{},\"since\":{},\
+            "{{\"name\":{},\"listed\":{},\"enabled\":{},\"running\":{},\"pid\":{},\"state\":{},\"since\":{},\
              \"ssh_pid\":{},\"starts\":{},\"last_test\":{},\"last_test_passed\":{},\
              \"reason\":{},\"message\":{},\"next_start\":{},\"exit_status\":{},\"text\":{}}}",
             json_string(s.name.as_bytes()),
             s.listed,
+            !s.disabled,
             s.running(),
             json_or_null(s.pid),
             json_string(s.state().as_bytes()),
@@ -277,6 +283,7 @@ mod tests {
         Seen {
             name: name.into(),
             listed: true,
+            disabled: false,
             pid,
             record: (!text.is_empty()).then(|| crate::statefile::parse(text.as_bytes())),
         }
@@ -326,6 +333,12 @@ mod tests {
         assert_eq!(exit_status(&[up.clone(), stale.clone()]), 1);
         assert_eq!(exit_status(&[stale.clone(), exited]), 3);
         assert_eq!(exit_status(&[]), 3);
+        let off = Seen {
+            disabled: true,
+            ..seen("off", None, "")
+        };
+        assert_eq!(off.line(&when), "off: disabled");
+        assert_eq!(exit_status(&[up.clone(), off]), 0);
         assert_eq!(exit_status(&[stale, gone]), 3);
     }
 
@@ -345,7 +358,7 @@ mod tests {
             text: "x".into(),
         }];
         let j = json(b"/l", None, &problems, std::slice::from_ref(&up), &when);
-        assert!(j.starts_with("{\"list\":\"/l\",\"error\":null,\"problems\":[{\"line\":3,\"message\":\"x\"}],\"tunnels\":[{\"name\":\"relay\",\"listed\":true,\"running\":true,\"pid\":10,\"state\":\"up\",\"since\":100,\"ssh_pid\":11,\"starts\":2,\"last_test\":160,\"last_test_passed\":true,\"reason\":null"), "{j}");
+        assert!(j.starts_with("{\"list\":\"/l\",\"error\":null,\"problems\":[{\"line\":3,\"message\":\"x\"}],\"tunnels\":[{\"name\":\"relay\",\"listed\":true,\"enabled\":true,\"running\":true,\"pid\":10,\"state\":\"up\",\"since\":100,\"ssh_pid\":11,\"starts\":2,\"last_test\":160,\"last_test_passed\":true,\"reason\":null"), "{j}");
         let m = metrics(1, &[up, seen("off", None, "")]);
         for line in [
             "autossh_tunnel_up{tunnel=\"relay\"} 1\n",
