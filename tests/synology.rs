@@ -9,6 +9,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -209,6 +210,36 @@ fn packages_are_well_formed() {
                 "{program}: {kind}"
             );
         }
+
+        // The Tunnels app: DSM links /webman/3rdparty/autossh to target/ui.
+        assert_eq!(get("dsmuidir"), "ui");
+        let app = get("dsmappname");
+        let ui = x.0.join("ui");
+        let config: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(ui.join("config")).unwrap()).unwrap();
+        let entry = if dsm7 {
+            assert!(ui.join("tunnels.js").exists(), "{file}");
+            config["tunnels.js"][&app].clone()
+        } else {
+            assert!(!ui.join("tunnels.js").exists(), "{file}");
+            config[".url"][&app].clone()
+        };
+        assert_eq!(entry["type"], if dsm7 { "app" } else { "legacy" }, "{file}");
+        assert_eq!(entry["allUsers"], false);
+        let icon = entry["icon"].as_str().unwrap();
+        for size in [16, 24, 32, 48, 64, 72, 256] {
+            let png = fs::read(ui.join(icon.replace("{0}", &size.to_string()))).unwrap();
+            assert_eq!(png_size(&png), (size, size), "{file}: icon {size}");
+        }
+        let cgi = fs::metadata(ui.join("index.cgi")).unwrap();
+        assert_eq!(cgi.permissions().mode() & 0o777, 0o755);
+        sh(&["sh", "-n", ui.join("index.cgi").to_str().unwrap()]);
+        // Nothing of the package's data is under the web-served folder.
+        let served = String::from_utf8(sh(&["find", ui.to_str().unwrap()])).unwrap();
+        assert!(
+            !served.contains("tunnels.conf") && !served.contains("id_ed25519"),
+            "{served}"
+        );
 
         for script in scripts {
             sh(&[

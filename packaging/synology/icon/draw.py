@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Draws the package icon: a loop of two arrows (a tunnel that comes back) in
 white on a blue rounded square. Writes PACKAGE_ICON_<size>.png for 64, 72 and
-256 pixels into the folder given (default: this one). Plain Python: zlib and
+256 pixels into the folder given (default: this one), and the Tunnels app's
+icons, tunnels_<size>.png for 16, 24, 32, 48, 64, 72 and 256 pixels, into
+../ui/images. Plain Python: zlib and
 struct only, and the same bytes every time."""
 
 import math
@@ -98,6 +100,12 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     for size in (64, 72, 256):
         with open(os.path.join(out, f"PACKAGE_ICON_{size}.png"), "wb") as f:
+            f.write(png(size))
+    here = os.path.dirname(os.path.abspath(__file__))
+    images = os.path.join(here, "..", "ui", "images")
+    os.makedirs(images, exist_ok=True)
+    for size in (16, 24, 32, 48, 64, 72, 256):
+        with open(os.path.join(images, f"tunnels_{size}.png"), "wb") as f:
             f.write(png(size))
 
 
