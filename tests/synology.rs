@@ -48,6 +48,17 @@ fn build(out: &Path, families: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// One package of `family` for DSM `dsm` (6 or 7), built into a folder of
+/// its own (kept while the first is alive).
+fn one_package(tag: &str, family: &str, dsm: u8) -> (TempDir, PathBuf) {
+    let out = TempDir::new(tag);
+    let spk = build(&out.0, &[family])
+        .into_iter()
+        .find(|p| p.to_str().unwrap().ends_with(&format!("-dsm{dsm}.spk")))
+        .unwrap();
+    (out, spk)
+}
+
 fn sh(args: &[&str]) -> Vec<u8> {
     let o = run_bounded(
         {
@@ -437,11 +448,7 @@ fn package_lifecycle_with_a_real_sshd() {
     // AUTOSSH_SPK_FAMILY picks another family's package (CI runs armv8's
     // under emulation).
     let family = std::env::var("AUTOSSH_SPK_FAMILY").unwrap_or_else(|_| "x86_64".into());
-    let out = TempDir::new("spklife");
-    let spk = build(&out.0, &[family.as_str()])
-        .into_iter()
-        .find(|p| p.to_str().unwrap().ends_with("-dsm7.spk"))
-        .unwrap();
+    let (_out, spk) = one_package("spklife", &family, 7);
     let mut remote = Remote::new();
     // The service the tunnel makes reachable: an echo on this side.
     let local = free_pair();
@@ -599,11 +606,7 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
     if !have_release_binaries() {
         return;
     }
-    let out = TempDir::new("spk6");
-    let spk = build(&out.0, &["x86_64"])
-        .into_iter()
-        .find(|p| p.to_str().unwrap().ends_with("-dsm6.spk"))
-        .unwrap();
+    let (_out, spk) = one_package("spk6", "x86_64", 6);
     let x = TempDir::new("dsm6");
     sh(&[
         "tar",
@@ -657,4 +660,316 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
     run("postupgrade");
     assert_eq!(fs::read_to_string(var.join("tunnels.conf")).unwrap(), list);
     assert_eq!(fs::read(var.join("id_ed25519")).unwrap(), key);
+
+    // The DSM 6.2 package's app (a legacy window on index.cgi, the CGI as
+    // root there): the page in the browser lists the wizard's tunnel, and
+    // the key; a plain user gets 403.
+    if !common::web::have_browser() {
+        return;
+    }
+    use common::web::{write_authenticate, Browser, Front, Site};
+    let stand_ins = TempDir::new("dsm6web");
+    let authenticate = write_authenticate(&stand_ins.0);
+    let groups = stand_ins.path("group");
+    fs::write(&groups, "administrators:x:101:admin\n").unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(target.join("ui/config")).unwrap()).unwrap();
+    let url = config[".url"]["SYNO.SDS.autossh.Tunnels"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(url, "/webman/3rdparty/autossh/index.cgi");
+    let front = Front::start(
+        Site {
+            ui: target.join("ui"),
+            env: vec![
+                ("AUTOSSH_PACKAGE".into(), x.0.display().to_string()),
+                (
+                    "AUTOSSH_DSM_AUTHENTICATE".into(),
+                    authenticate.display().to_string(),
+                ),
+                ("AUTOSSH_DSM_GROUPS".into(), groups.display().to_string()),
+            ],
+            user: 0,
+        },
+        [127, 0, 0, 1],
+    );
+    let b = Browser::start();
+    b.go(&front.url("/login?user=admin"));
+    assert!(
+        wait_until(LIMIT, || b.text().contains("first")
+            && b.text().contains("stopped")),
+        "{}",
+        b.text()
+    );
+    let public = fs::read_to_string(var.join("id_ed25519.pub")).unwrap();
+    assert!(wait_until(LIMIT, || b.text().contains(public.trim())));
+    b.js("document.cookie = 'id=; Max-Age=0; path=/'");
+    b.go(&front.url("/login?user=alice"));
+    assert!(
+        wait_until(LIMIT, || b
+            .text()
+            .contains("only members of administrators")),
+        "{}",
+        b.text()
+    );
+}
+
+/// The Tunnels app in a real browser: headless Chromium, the simulated DSM's
+/// web front serving the DSM 7 package's ui/, the real sshd of the test
+/// remote host as the relay. An administrator sees the wizard's tunnel up,
+/// adds one, changes it, restarts it, deletes it, and sees ssh's reason for
+/// a refused key; a plain user gets 403; what a cross-site page or hostile
+/// values send changes nothing.
+#[test]
+fn the_app_in_a_browser() {
+    if !have_release_binaries() || !remote::can_run() || !common::web::have_browser() {
+        return;
+    }
+    use common::web::{http, write_authenticate, Browser, Front, Site, TOKEN};
+    let (_out, spk) = one_package("spkapp", "x86_64", 7);
+    let mut remote = Remote::new();
+    let local = free_pair();
+    let mut echo = Command::new("socat");
+    echo.args([
+        &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork"),
+        "PIPE",
+    ]);
+    let _echo = Running::start(echo);
+    let dsm = Dsm::new(&spk);
+    let relay = free_pair();
+    let wizard = [
+        ("wizard_host", remote.addr.to_string()),
+        ("wizard_user", "root".to_string()),
+        ("wizard_remote_port", relay.to_string()),
+        ("wizard_local_port", local.to_string()),
+    ];
+    let wizard: Vec<(&str, &str)> = wizard.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(dsm.run("postinst", &[], "INSTALL", &wizard).0, 0);
+    let public = fs::read_to_string(dsm.var().join("id_ed25519.pub")).unwrap();
+    remote.authorize(&public);
+    // Tested 2 s after each start, so that "up" comes soon.
+    let soon = [("AUTOSSH_FIRST_POLL", "2")];
+    let (code, said) = dsm.run("start-stop-status", &["start"], "START", &soon);
+    assert_eq!(code, 0, "{said}");
+
+    let stand_ins = TempDir::new("dsmweb");
+    let authenticate = write_authenticate(&stand_ins.0);
+    let groups = stand_ins.path("group");
+    fs::write(
+        &groups,
+        "users:x:100:admin,alice\nadministrators:x:101:admin\n",
+    )
+    .unwrap();
+    let site = Site {
+        ui: dsm.target().join("ui"),
+        env: vec![
+            (
+                "AUTOSSH_PACKAGE".into(),
+                dsm.package().display().to_string(),
+            ),
+            (
+                "AUTOSSH_DSM_AUTHENTICATE".into(),
+                authenticate.display().to_string(),
+            ),
+            ("AUTOSSH_DSM_GROUPS".into(), groups.display().to_string()),
+            ("AUTOSSH_FIRST_POLL".into(), "2".into()),
+        ],
+        user: PACKAGE_USER,
+    };
+    let front = Front::start(site.clone(), [127, 0, 0, 1]);
+    let list = || fs::read_to_string(dsm.var().join("tunnels.conf")).unwrap();
+    let shots = Path::new(TOP).join("target/screenshots");
+    let b = Browser::start();
+    let row_state = |name: &str| {
+        b.js(&format!(
+            "var r = document.querySelector('tr[data-name=\"{name}\"]'); return r ? r.getAttribute('data-state') + ' ' + r.innerText : '';"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+
+    // The administrator logs in and opens the app: the wizard's tunnel is up.
+    b.go(&front.url("/login?user=admin"));
+    let mut seen = String::new();
+    assert!(
+        wait_until(SLOW_LIMIT, || {
+            seen = row_state("first");
+            seen.starts_with("up ")
+        }),
+        "first: {seen}: {}",
+        b.text()
+    );
+    assert!(seen.contains("since"), "{seen}");
+    assert!(b.text().contains(public.trim()), "the key is shown");
+    b.screenshot(&shots.join("app-list.png"));
+
+    // Adds a second tunnel through the form; it comes up.
+    let second = free_pair();
+    b.click("#add");
+    b.fill("#f-name", "second");
+    b.fill("#f-host", &remote.addr.to_string());
+    b.fill("#f-user", "root");
+    b.fill("#remote input[name=listen]", &second.to_string());
+    b.fill("#remote input[name=port]", &local.to_string());
+    b.screenshot(&shots.join("app-form.png"));
+    b.click("#form button[type=submit]");
+    assert!(
+        wait_until(SLOW_LIMIT, || row_state("second").starts_with("up ")),
+        "second: {}",
+        b.text()
+    );
+    assert!(list().contains(&format!(
+        "tunnel second -N -R {second}:localhost:{local} root@{}\n",
+        remote.addr
+    )));
+    assert!(wait_until(SLOW_LIMIT, || through_tunnel(&remote, second)));
+
+    // Changes it: another port of the relay.
+    let third = free_pair();
+    b.js("document.querySelector('tr[data-name=\"second\"] button[data-act=edit]').click()");
+    b.fill("#remote input[name=listen]", &third.to_string());
+    b.click("#form button[type=submit]");
+    assert!(
+        wait_until(SLOW_LIMIT, || list()
+            .contains(&format!("-R {third}:localhost:{local} "))),
+        "{}",
+        b.text()
+    );
+    assert!(wait_until(SLOW_LIMIT, || through_tunnel(&remote, third)));
+    assert!(!through_tunnel(&remote, second));
+
+    // Restarts it: a new ssh.
+    let pid_of = |name: &str| -> i32 {
+        fs::read_to_string(dsm.var().join(format!("run/{name}.pid")))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert!(wait_until(SLOW_LIMIT, || children_of(pid_of("second"))
+        .0
+        .len()
+        == 1));
+    let old_ssh = children_of(pid_of("second")).0[0];
+    let first_autossh = pid_of("first");
+    b.js("document.querySelector('tr[data-name=\"second\"] button[data-act=restart]').click()");
+    assert!(
+        wait_until(SLOW_LIMIT, || !alive(old_ssh)
+            && children_of(pid_of("second")).0.len() == 1),
+        "{}",
+        b.text()
+    );
+    assert_eq!(
+        pid_of("first"),
+        first_autossh,
+        "the other tunnel was touched"
+    );
+    assert!(wait_until(SLOW_LIMIT, || through_tunnel(&remote, third)));
+
+    // A key the relay refuses (a user it does not know): ssh's reason shows.
+    b.click("#add");
+    b.fill("#f-name", "refused");
+    b.fill("#f-host", &remote.addr.to_string());
+    b.fill("#f-user", "nosuchuser");
+    b.fill("#remote input[name=listen]", &free_pair().to_string());
+    b.fill("#remote input[name=port]", &local.to_string());
+    b.click("#form button[type=submit]");
+    assert!(
+        wait_until(SLOW_LIMIT, || row_state("refused")
+            .contains("Permission denied (publickey")),
+        "refused: {}",
+        b.text()
+    );
+
+    // Hostile values in the form: refused with the field's reason, nothing
+    // written.
+    let before = list();
+    b.click("#add");
+    b.fill("#f-name", "evil");
+    b.fill("#f-host", "$(reboot)");
+    b.fill("#f-user", "-oProxyCommand=id");
+    b.click("#form button[type=submit]");
+    assert!(
+        wait_until(LIMIT, || b.text().contains("not a host name")),
+        "{}",
+        b.text()
+    );
+    b.click("#cancel");
+    assert_eq!(list(), before);
+
+    // Deletes the second: stopped, gone from the list.
+    let second_autossh = pid_of("second");
+    b.js("window.confirm = function () { return true; }; document.querySelector('tr[data-name=\"second\"] button[data-act=delete]').click()");
+    assert!(
+        wait_until(SLOW_LIMIT, || row_state("second").is_empty()
+            && !alive(second_autossh)),
+        "{}",
+        b.text()
+    );
+    assert!(!list().contains("tunnel second "));
+    assert!(!through_tunnel(&remote, third));
+
+    // Without the token, or from a page of another site: nothing changes.
+    let before = list();
+    let form = format!(
+        r#"{{"create":true,"name":"sneaky","host":"{}","remote":[{{"listen":9,"port":9}}]}}"#,
+        remote.addr
+    );
+    let path = "/webman/3rdparty/autossh/index.cgi?action=save";
+    let cookie = "id=admin-session";
+    let (status, _) = http(
+        front.addr,
+        "POST",
+        path,
+        &[("Cookie", cookie), ("Content-Type", "application/json")],
+        form.as_bytes(),
+    );
+    assert_eq!(status, 401);
+    let with_query = format!("{path}&SynoToken={TOKEN}");
+    let (status, _) = http(
+        front.addr,
+        "POST",
+        &with_query,
+        &[("Cookie", cookie), ("Content-Type", "application/json")],
+        form.as_bytes(),
+    );
+    assert_eq!(status, 403);
+    let evil_dir = TempDir::new("evil");
+    fs::write(
+        evil_dir.path("index.html"),
+        format!(
+            "<form id=f method=POST enctype=text/plain action=\"{}\"><input name='{{\"create\":true,\"name\":\"x\",\"host\":\"h\",\"remote\":[{{\"listen\":9,\"port\":9}}],\"a\":\"' value='\"}}'></form><script>document.getElementById('f').submit()</script>",
+            front.url(&with_query)
+        ),
+    )
+    .unwrap();
+    let evil = Front::start(
+        Site {
+            ui: evil_dir.0.clone(),
+            ..site.clone()
+        },
+        [127, 0, 0, 2],
+    );
+    b.go(&evil.url("/webman/3rdparty/autossh/index.html"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(list(), before, "a cross-site form changed the list");
+
+    // A plain user's session: 403, and nothing of the list.
+    b.js("document.cookie = 'id=; Max-Age=0; path=/'");
+    b.go(&front.url("/login?user=alice"));
+    assert!(
+        wait_until(LIMIT, || b
+            .text()
+            .contains("only members of administrators")),
+        "{}",
+        b.text()
+    );
+    assert!(!b.text().contains("first"));
+
+    drop(b);
+    let (code, said) = dsm.run("start-stop-status", &["stop"], "STOP", &[]);
+    assert_eq!(code, 0, "{said}");
+    remote.stop_sshd(true);
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod remote;
+pub mod web;
 
 use std::ffi::OsString;
 use std::fs;
