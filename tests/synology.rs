@@ -956,6 +956,22 @@ fn the_app_in_a_browser() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(list(), before, "a cross-site form changed the list");
 
+    // On a phone's screen: nothing wider than the screen, every button there.
+    b.go(&front.url("/login?user=admin"));
+    b.size(390, 800);
+    assert!(
+        wait_until(LIMIT, || row_state("first").starts_with("up ")),
+        "{}",
+        b.text()
+    );
+    let fits = b.js(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1 && \
+         Array.from(document.querySelectorAll('button')).every(function (e) { \
+           var r = e.getBoundingClientRect(); return r.width === 0 || r.right <= window.innerWidth + 1; })",
+    );
+    assert_eq!(fits, serde_json::Value::Bool(true), "wider than a phone");
+    b.screenshot(&shots.join("app-phone.png"));
+
     // A plain user's session: 403, and nothing of the list.
     b.js("document.cookie = 'id=; Max-Age=0; path=/'");
     b.go(&front.url("/login?user=alice"));

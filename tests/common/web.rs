@@ -515,6 +515,15 @@ impl Browser {
         );
     }
 
+    /// Makes the window `width` by `height` CSS pixels (a phone's, say).
+    pub fn size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            serde_json::json!({ "width": width, "height": height }),
+        );
+    }
+
     pub fn accept_alert(&self) {
         self.call("POST", "/alert/accept", serde_json::json!({}));
     }
