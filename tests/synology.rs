@@ -233,7 +233,9 @@ fn packages_are_well_formed() {
             config["tunnels.js"][&app].clone()
         } else {
             assert!(!ui.join("tunnels.js").exists(), "{file}");
-            config[".url"][&app].clone()
+            let entry = config[".url"][&app].clone();
+            assert_eq!(entry["url"], "/webman/3rdparty/autossh/index.cgi");
+            entry
         };
         assert_eq!(entry["type"], if dsm7 { "app" } else { "legacy" }, "{file}");
         assert_eq!(entry["allUsers"], false);
@@ -300,6 +302,8 @@ fn packages_are_well_formed() {
 struct Dsm {
     root: TempDir,
     spk: TempDir,
+    /// DSM 6.2: no SYNOPKG_PKGVAR, the permanent folder in the target.
+    dsm6: bool,
 }
 
 impl Dsm {
@@ -308,6 +312,7 @@ impl Dsm {
         let dsm = Dsm {
             root,
             spk: TempDir::new("dsmspk"),
+            dsm6: spk.to_str().unwrap().ends_with("-dsm6.spk"),
         };
         sh(&[
             "tar",
@@ -329,7 +334,11 @@ impl Dsm {
         self.package().join("target")
     }
     fn var(&self) -> PathBuf {
-        self.package().join("var")
+        if self.dsm6 {
+            self.target().join("var")
+        } else {
+            self.package().join("var")
+        }
     }
     fn log(&self) -> PathBuf {
         self.root.0.join("synopkg-message")
@@ -386,10 +395,15 @@ impl Dsm {
         .env("SYNOPKG_PKGNAME", "autossh")
         .env("SYNOPKG_PKGVER", format!("{VERSION}-0001"))
         .env("SYNOPKG_PKGDEST", self.target())
-        .env("SYNOPKG_PKGVAR", self.var())
         .env("SYNOPKG_TEMP_LOGFILE", self.log())
         .env("SYNOPKG_PKG_STATUS", status)
-        .env("SYNOPKG_DSM_VERSION_MAJOR", "7");
+        .env(
+            "SYNOPKG_DSM_VERSION_MAJOR",
+            if self.dsm6 { "6" } else { "7" },
+        );
+        if !self.dsm6 {
+            c.env("SYNOPKG_PKGVAR", self.var());
+        }
         for (k, v) in wizard {
             c.env(k, v);
         }
@@ -660,74 +674,30 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
     run("postupgrade");
     assert_eq!(fs::read_to_string(var.join("tunnels.conf")).unwrap(), list);
     assert_eq!(fs::read(var.join("id_ed25519")).unwrap(), key);
-
-    // The DSM 6.2 package's app (a legacy window on index.cgi, the CGI as
-    // root there): the page in the browser lists the wizard's tunnel, and
-    // the key; a plain user gets 403.
-    if !common::web::have_browser() {
-        return;
-    }
-    use common::web::{write_authenticate, Browser, Front, Site};
-    let stand_ins = TempDir::new("dsm6web");
-    let authenticate = write_authenticate(&stand_ins.0);
-    let groups = stand_ins.path("group");
-    fs::write(&groups, "administrators:x:101:admin\n").unwrap();
-    let config: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(target.join("ui/config")).unwrap()).unwrap();
-    let url = config[".url"]["SYNO.SDS.autossh.Tunnels"]["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(url, "/webman/3rdparty/autossh/index.cgi");
-    let front = Front::start(
-        Site {
-            ui: target.join("ui"),
-            env: vec![
-                ("AUTOSSH_PACKAGE".into(), x.0.display().to_string()),
-                (
-                    "AUTOSSH_DSM_AUTHENTICATE".into(),
-                    authenticate.display().to_string(),
-                ),
-                ("AUTOSSH_DSM_GROUPS".into(), groups.display().to_string()),
-            ],
-            user: 0,
-        },
-        [127, 0, 0, 1],
-    );
-    let b = Browser::start();
-    b.go(&front.url("/login?user=admin"));
-    assert!(
-        wait_until(LIMIT, || b.text().contains("first")
-            && b.text().contains("stopped")),
-        "{}",
-        b.text()
-    );
-    let public = fs::read_to_string(var.join("id_ed25519.pub")).unwrap();
-    assert!(wait_until(LIMIT, || b.text().contains(public.trim())));
-    b.js("document.cookie = 'id=; Max-Age=0; path=/'");
-    b.go(&front.url("/login?user=alice"));
-    assert!(
-        wait_until(LIMIT, || b
-            .text()
-            .contains("only members of administrators")),
-        "{}",
-        b.text()
-    );
 }
 
 /// The Tunnels app in a real browser: headless Chromium, the simulated DSM's
-/// web front serving the DSM 7 package's ui/, the real sshd of the test
-/// remote host as the relay. An administrator sees the wizard's tunnel up,
+/// web front serving the package's ui/ (DSM 7's and DSM 6.2's), the real
+/// sshd of the test remote host as the relay. An administrator sees the wizard's tunnel up,
 /// adds one, changes it, restarts it, deletes it, and sees ssh's reason for
 /// a refused key; a plain user gets 403; what a cross-site page or hostile
 /// values send changes nothing.
 #[test]
 fn the_app_in_a_browser() {
+    app_in_a_browser(7);
+}
+
+#[test]
+fn the_dsm6_app_in_a_browser() {
+    app_in_a_browser(6);
+}
+
+fn app_in_a_browser(version: u8) {
     if !have_release_binaries() || !remote::can_run() || !common::web::have_browser() {
         return;
     }
     use common::web::{http, write_authenticate, Browser, Front, Site, TOKEN};
-    let (_out, spk) = one_package("spkapp", "x86_64", 7);
+    let (_out, spk) = one_package(&format!("spkapp{version}"), "x86_64", version);
     let mut remote = Remote::new();
     let local = free_pair();
     let mut echo = Command::new("socat");
@@ -779,7 +749,7 @@ fn the_app_in_a_browser() {
     };
     let front = Front::start(site.clone(), [127, 0, 0, 1]);
     let list = || fs::read_to_string(dsm.var().join("tunnels.conf")).unwrap();
-    let shots = Path::new(TOP).join("target/screenshots");
+    let shots = Path::new(TOP).join(format!("target/screenshots/dsm{version}"));
     let b = Browser::start();
     let row_state = |name: &str| {
         b.js(&format!(
