@@ -24,6 +24,10 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// The quiet after a network change before it is tested: a change is often a
 /// burst of messages.
 pub const SETTLE: Duration = Duration::from_secs(1);
+/// A new ssh gets this long to log in and open its forwards before a network
+/// change tests it: a change heard while it starts (often the tail of the
+/// burst that replaced the last one) waits for it.
+pub const YOUNG: Duration = Duration::from_secs(5);
 /// After a lost connection, for this long ssh is restarted once a second
 /// and these starts are not counted as quick ones: the relay may hold the
 /// old session's remote forwards until it notices the old connection is
@@ -319,9 +323,16 @@ impl Settle {
         self.until = Some(now + SETTLE);
     }
 
-    /// Whether a change has settled by `now`; it is then forgotten.
-    fn take(&mut self, now: Time) -> bool {
-        let settled = self.until.is_some_and(|at| now >= at);
+    /// When the change is tested: once settled, and never on an ssh started
+    /// at `started` that is still young.
+    fn due(&self, started: Option<Time>) -> Option<Time> {
+        self.until
+            .map(|at| started.map_or(at, |started| at.max(started + YOUNG)))
+    }
+
+    /// Whether a change is due by `now`; it is then forgotten.
+    fn take(&mut self, now: Time, started: Option<Time>) -> bool {
+        let settled = self.due(started).is_some_and(|at| now >= at);
         if settled {
             self.until = None;
         }
@@ -471,7 +482,10 @@ impl Machine {
             own,
             self.lifetime_end,
             self.watchdog.map(|w| w.next),
-            self.settle.until,
+            self.settle.due(match self.phase {
+                Phase::Running { started, .. } => Some(started),
+                _ => None,
+            }),
         ]
         .into_iter()
         .flatten()
@@ -580,7 +594,7 @@ impl Machine {
         }
         if !matches!(self.phase, Phase::Running { .. }) {
             // ssh is being replaced: the new one is tested anyway.
-            self.settle.take(now);
+            self.settle.take(now, None);
         }
         match self.phase {
             Phase::Waiting { until } if now >= until => self.launch(now, out),
@@ -613,7 +627,7 @@ impl Machine {
                     self.earned_up();
                 }
                 // One test for the change, unless one is running already.
-                let settled = self.settle.take(now);
+                let settled = self.settle.take(now, Some(started));
                 if let Test::Due(due) = test {
                     if now >= due {
                         test = Test::Running(Cause::Poll);

@@ -602,11 +602,22 @@ fn network_changes() {
     assert_eq!(r.m.deadline(), Some(s(91)));
     // A failure replaces ssh.
     let mut r = Run::running(monitored());
-    r.at(s(1), Event::NetworkChanged);
-    r.at(s(2), Event::Tick);
+    r.at(s(6), Event::NetworkChanged);
+    r.at(s(7), Event::Tick);
     assert_eq!(
-        r.at(s(3), Event::TestFailed),
+        r.at(s(8), Event::TestFailed),
         "port down, restarting ssh; terminate"
+    );
+    // A young ssh is given the time to open its forwards first: the test
+    // waits, and nothing is due in the meantime.
+    let mut r = Run::running(monitored());
+    assert_eq!(r.at(ms(200), Event::NetworkChanged), "");
+    assert_eq!(r.m.deadline(), Some(YOUNG));
+    assert_eq!(r.at(ms(1200), Event::Tick), "");
+    assert_eq!(r.m.deadline(), Some(YOUNG));
+    assert_eq!(
+        r.at(YOUNG, Event::Tick),
+        "network changed, testing the connection; start test"
     );
     // Without monitoring a change does nothing.
     let mut r = Run::running(rules());

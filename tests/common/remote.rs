@@ -224,6 +224,12 @@ impl Remote {
 
     /// Whether something listens on TCP `port` inside the remote host.
     pub fn listening(&self, port: u16) -> bool {
+        self.listener(port).is_some()
+    }
+
+    /// The inode of the socket listening on TCP `port` inside the remote
+    /// host, if any: a new listener is told from an old one by it.
+    pub fn listener(&self, port: u16) -> Option<u64> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, "cat", "/proc/net/tcp"])
             .output()
@@ -231,13 +237,13 @@ impl Remote {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .skip(1)
-            .any(|line| {
+            .find_map(|line| {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                f.get(3) == Some(&"0A")
-                    && f.get(1)
-                        .and_then(|a| a.split_once(':'))
-                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-                        == Some(port)
+                let local = f
+                    .get(1)
+                    .and_then(|a| a.split_once(':'))
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+                (f.get(3) == Some(&"0A") && local == Some(port)).then(|| f.get(9)?.parse().ok())?
             })
     }
 
