@@ -454,6 +454,17 @@ fn through_tunnel(remote: &Remote, relay_port: u16) -> bool {
     out == b"through the tunnel\n"
 }
 
+/// An echo service on this side's loopback `port`: what a tunnel makes
+/// reachable.
+fn echo_service(port: u16) -> Running {
+    let mut echo = Command::new("socat");
+    echo.args([
+        &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+        "PIPE",
+    ]);
+    Running::start(echo)
+}
+
 #[test]
 fn package_lifecycle_with_a_real_sshd() {
     if !have_release_binaries() || !remote::can_run() {
@@ -467,12 +478,7 @@ fn package_lifecycle_with_a_real_sshd() {
     // The service the tunnel makes reachable: an echo on this side.
     let local = free_pair();
     let relay = free_pair();
-    let mut echo = Command::new("socat");
-    echo.args([
-        &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork"),
-        "PIPE",
-    ]);
-    let _echo = Running::start(echo);
+    let _echo = echo_service(local);
     let dsm = Dsm::new(&spk);
     let wizard = [
         ("wizard_host", remote.addr.to_string()),
@@ -700,12 +706,7 @@ fn app_in_a_browser(version: u8) {
     let (_out, spk) = one_package(&format!("spkapp{version}"), "x86_64", version);
     let mut remote = Remote::new();
     let local = free_pair();
-    let mut echo = Command::new("socat");
-    echo.args([
-        &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork"),
-        "PIPE",
-    ]);
-    let _echo = Running::start(echo);
+    let _echo = echo_service(local);
     let dsm = Dsm::new(&spk);
     let relay = free_pair();
     let wizard = [

@@ -486,7 +486,6 @@ fn change(runner: Runner, action: &str, value: Value) -> Answer {
         return Answer::error(400, "the body is {\"name\": NAME}");
     };
     let list_path = runner.s.list.clone();
-    let run_dir = runner.s.run_dir.clone();
     let mut result: Result<(), (u16, String)> = Ok(());
     let (_, told) = captured(&std::env::temp_dir(), || {
         runner.locked(|r| {
@@ -545,7 +544,6 @@ fn change(runner: Runner, action: &str, value: Value) -> Answer {
             r.reload()
         })
     });
-    let _ = run_dir;
     match result {
         Ok(()) => Answer::json(
             200,
