@@ -37,13 +37,35 @@ fn man_page_renders_without_warnings_and_covers_everything() {
     if !have_tool("/usr/bin/groff", "groff-base") {
         return;
     }
-    let out = Command::new("groff")
-        .args(["-man", "-ww", "-z"])
-        .arg(deploy("autossh.1"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "groff warnings");
+    // With the Debian package's other pages.
+    for page in [
+        "autossh.1",
+        "autossh-tunnels.1",
+        "rscreen.1",
+        "autossh-argv0.1",
+    ] {
+        let out = Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(deploy(page))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{page}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "groff warnings in {page}"
+        );
+    }
+    // autossh-tunnels' page names every setting it reads.
+    let tunnels = fs::read_to_string(deploy("autossh-tunnels.1")).unwrap();
+    for var in [
+        "AUTOSSH_TUNNELS",
+        "AUTOSSH_RUN_DIR",
+        "AUTOSSH_STOP_WAIT",
+        "AUTOSSH_SSH_OPTIONS",
+    ] {
+        assert!(tunnels.contains(var), "autossh-tunnels.1 lacks {var}");
+    }
 }
 
 /// KEY=VALUE lines of an EnvironmentFile.
@@ -350,4 +372,53 @@ fn wrapper_scripts_work_unchanged() {
         fake.last_argv(),
         strings(&["-t", "-p", "2222", "host", "screen -Rd"])
     );
+
+    // Called as rtmux it runs tmux; as ruscreen screen in UTF-8 mode, or
+    // what ~/.ruscreenrc says; autossh-argv0 under a host's name goes there,
+    // and under its own name refuses.
+    let home = TempDir::new("rschome");
+    for (name, target) in [
+        ("rtmux", "examples/rscreen"),
+        ("ruscreen", "examples/rscreen"),
+        ("relay.example.net", "examples/autossh-argv0"),
+        ("autossh-argv0", "examples/autossh-argv0"),
+    ] {
+        std::os::unix::fs::symlink(deploy(target), home.path(name)).unwrap();
+    }
+    let sibling = |name: &str, rc: Option<&str>, args: &[&str]| {
+        let fake = Fake::new("rsibling");
+        if let Some(rc) = rc {
+            fs::write(home.path(&format!(".{name}rc")), rc).unwrap();
+        }
+        let link = home.path(name);
+        let mut all = vec![link.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut c = fake.command("sh", &all);
+        c.env("PATH", path_with_autossh(&fake))
+            .env("HOME", &home.0)
+            .env("SSH_AUTH_SOCK", "/nonexistent")
+            .env("AUTOSSH_PORT", "0")
+            .env("AUTOSSH_GATETIME", "0");
+        let out = run_bounded(c, SLOW_LIMIT);
+        let argv = if fake.runs() > 0 {
+            fake.last_argv()
+        } else {
+            Vec::new()
+        };
+        (out, argv)
+    };
+    let (out, argv) = sibling("rtmux", None, &["host"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(argv, strings(&["-t", "host", "tmux attach || tmux new"]));
+    let (_, argv) = sibling("ruscreen", None, &["host"]);
+    assert_eq!(argv, strings(&["-t", "host", "screen -RdU"]));
+    let (_, argv) = sibling("ruscreen", Some("RSCREEN_COMMAND='screen -x'\n"), &["host"]);
+    assert_eq!(argv, strings(&["-t", "host", "screen -x"]));
+    let (out, argv) = sibling("relay.example.net", None, &["-N"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(argv, strings(&["relay.example.net", "-N"]));
+    let (out, argv) = sibling("autossh-argv0", None, &["-N"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(argv.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("link named after the host"));
 }

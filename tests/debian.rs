@@ -1,0 +1,441 @@
+//! The Debian packages (packaging/debian/build-deb), built from the release
+//! binaries in dist/: for every architecture the same bytes from the same
+//! inputs, the fields and files Debian's autossh users rely on, and lintian's
+//! verdict; and the amd64 package installed into a fresh Debian 12 root (made
+//! by `.ci/run` with mmdebstrap from Debian's archive, so that this test needs
+//! no network) where Debian's autossh is installed: it replaces it, runs a
+//! tunnel through the test remote host's sshd, and is removed and purged
+//! without a trace. `AUTOSSH_DEBIAN_ROOT` and `AUTOSSH_DEBIAN_ARCH` name
+//! another root and its architecture (arm64 under qemu-user). Needs root.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::remote::{self, echo_through, Remote};
+use common::*;
+
+const TOP: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const ARCHES: [(&str, &str); 4] = [
+    ("amd64", "x86_64"),
+    ("arm64", "aarch64"),
+    ("armhf", "armv7"),
+    ("i386", "i686"),
+];
+
+fn have_release_binaries() -> bool {
+    let found = ARCHES.iter().all(|(_, a)| {
+        ["autossh", "autossh-tunnels"]
+            .iter()
+            .all(|p| Path::new(&format!("{TOP}/dist/{p}-{VERSION}-{a}")).exists())
+    });
+    requires(
+        found,
+        "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
+    )
+}
+
+/// Builds the packages of `arches` into `out`; returns their paths.
+fn build(out: &Path, arches: &[&str]) -> Vec<PathBuf> {
+    let mut c = Command::new(format!("{TOP}/packaging/debian/build-deb"));
+    c.arg("--out").arg(out).args(arches);
+    let o = run_bounded(c, SLOW_LIMIT * 4);
+    assert!(o.status.success(), "build-deb: {}", text(&o.stderr));
+    let paths: Vec<PathBuf> = text(&o.stdout).lines().map(PathBuf::from).collect();
+    assert_eq!(paths.len(), arches.len(), "{}", text(&o.stdout));
+    paths
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(program);
+    c.args(args);
+    run_bounded(c, SLOW_LIMIT * 4)
+}
+
+/// The package's files and links (not folders), as absolute paths.
+fn contents(deb: &Path) -> BTreeSet<String> {
+    let o = run("dpkg-deb", &["--contents", deb.to_str().unwrap()]);
+    assert!(o.status.success());
+    text(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .map(|l| {
+            let name = l.split_whitespace().nth(5).unwrap();
+            name.trim_start_matches('.').to_string()
+        })
+        .collect()
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    let o = run("dpkg-deb", &["--field", deb.to_str().unwrap(), name]);
+    assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+    text(&o.stdout).trim().to_string()
+}
+
+/// What Debian's autossh users call, and what this package adds.
+const EXPECTED: [&str; 24] = [
+    "/etc/logcheck/ignore.d.workstation/autossh",
+    "/lib/systemd/system/autossh@.service",
+    "/usr/bin/autossh",
+    "/usr/bin/autossh-argv0",
+    "/usr/bin/autossh-tunnels",
+    "/usr/bin/rscreen",
+    "/usr/bin/rtmux",
+    "/usr/bin/ruscreen",
+    "/usr/lib/autossh/autossh",
+    "/usr/share/doc/autossh-rs/changelog.gz",
+    "/usr/share/doc/autossh-rs/copyright",
+    "/usr/share/doc/autossh-rs/examples/autossh-tunnels.rc",
+    "/usr/share/doc/autossh-rs/examples/autossh.host",
+    "/usr/share/doc/autossh-rs/examples/relay.conf",
+    "/usr/share/doc/autossh-rs/examples/tunnels.conf",
+    "/usr/share/lintian/overrides/autossh-rs",
+    "/usr/share/man/man1/autossh-argv0.1.gz",
+    "/usr/share/man/man1/autossh-tunnels.1.gz",
+    "/usr/share/man/man1/autossh.1.gz",
+    "/usr/share/man/man1/rscreen.1.gz",
+    "/usr/share/man/man1/rtmux.1.gz",
+    "/usr/share/man/man1/ruscreen.1.gz",
+    // The control archive's, checked below.
+    "conffiles",
+    "md5sums",
+];
+
+#[test]
+fn packages_are_reproducible_complete_and_lintian_clean() {
+    if !have_release_binaries()
+        || !have_tool("/usr/bin/dpkg-deb", "dpkg")
+        || !have_tool("/usr/bin/lintian", "lintian")
+    {
+        return;
+    }
+    let arches: Vec<&str> = ARCHES.iter().map(|(d, _)| *d).collect();
+    let (one, two) = (TempDir::new("deb1"), TempDir::new("deb2"));
+    let first = build(&one.0, &arches);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = build(&two.0, &arches);
+    for ((deb, again), (arch, release)) in first.iter().zip(&second).zip(ARCHES) {
+        assert_eq!(
+            deb.file_name().unwrap().to_str().unwrap(),
+            format!("autossh-rs_{VERSION}_{arch}.deb")
+        );
+        assert!(
+            fs::read(deb).unwrap() == fs::read(again).unwrap(),
+            "{arch}: two builds differ"
+        );
+        assert_eq!(field(deb, "Package"), "autossh-rs");
+        assert_eq!(field(deb, "Version"), VERSION);
+        assert_eq!(field(deb, "Architecture"), arch);
+        for name in ["Provides", "Conflicts", "Replaces"] {
+            assert_eq!(field(deb, name), "autossh", "{arch} {name}");
+        }
+        assert_eq!(field(deb, "Depends"), "openssh-client");
+
+        let files = contents(deb);
+        let want: BTreeSet<String> = EXPECTED[..EXPECTED.len() - 2]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(files, want, "{arch}");
+
+        // The binaries are the release binaries, byte for byte.
+        let x = TempDir::new("debx");
+        let o = run(
+            "dpkg-deb",
+            &["--extract", deb.to_str().unwrap(), x.0.to_str().unwrap()],
+        );
+        assert!(o.status.success());
+        for (inside, release_name) in [
+            ("usr/bin/autossh", "autossh"),
+            ("usr/bin/autossh-tunnels", "autossh-tunnels"),
+        ] {
+            assert!(
+                fs::read(x.path(inside)).unwrap()
+                    == fs::read(format!("{TOP}/dist/{release_name}-{VERSION}-{release}")).unwrap(),
+                "{arch}: {inside}"
+            );
+        }
+        assert_eq!(
+            fs::read_link(x.path("usr/lib/autossh/autossh")).unwrap(),
+            Path::new("../../bin/autossh")
+        );
+        // Man pages compressed; the unit shipped, enabled nowhere.
+        let page = fs::read(x.path("usr/share/man/man1/autossh.1.gz")).unwrap();
+        assert_eq!(&page[..2], b"\x1f\x8b");
+        assert!(!x.path("etc/systemd").exists());
+        let copyright = fs::read_to_string(x.path("usr/share/doc/autossh-rs/copyright")).unwrap();
+        assert!(copyright.contains("BSD-2-Clause"));
+        assert!(copyright.contains("GNU C Library"));
+
+        let control = TempDir::new("debc");
+        let o = run(
+            "dpkg-deb",
+            &[
+                "--control",
+                deb.to_str().unwrap(),
+                control.0.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success());
+        assert_eq!(
+            fs::read_to_string(control.path("conffiles")).unwrap(),
+            "/etc/logcheck/ignore.d.workstation/autossh\n"
+        );
+        // md5sums lists every file, and they match.
+        let sums = fs::read_to_string(control.path("md5sums")).unwrap();
+        let o = Command::new("md5sum")
+            .args(["--check", "--quiet"])
+            .arg(control.path("md5sums"))
+            .current_dir(&x.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{arch}: {}", text(&o.stdout));
+        assert_eq!(
+            sums.lines().count(),
+            files
+                .iter()
+                .filter(|f| !fs::symlink_metadata(x.path(&f[1..])).unwrap().is_symlink())
+                .count()
+        );
+
+        // lintian: no error, no warning (its overrides are explained in
+        // the README), nothing it cannot read.
+        let o = run("lintian", &["--fail-on", "none", deb.to_str().unwrap()]);
+        let said = text(&o.stdout) + &text(&o.stderr);
+        let problems: Vec<&str> = said
+            .lines()
+            .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
+            .collect();
+        assert!(problems.is_empty(), "{arch}: lintian: {said}");
+        assert!(o.status.success(), "{arch}: lintian: {said}");
+    }
+}
+
+/// A fresh Debian 12 root, unpacked from the tarball `.ci/run` made; removed
+/// on drop, with its /proc and anything still running from it.
+struct Root {
+    dir: TempDir,
+}
+
+impl Root {
+    fn new() -> Option<Root> {
+        let tar = std::env::var("AUTOSSH_DEBIAN_ROOT")
+            .unwrap_or_else(|_| format!("{TOP}/target/debian-root.tar"));
+        if !requires(
+            Path::new(&tar).exists(),
+            &format!("no Debian root at {tar} (.ci/run makes it with mmdebstrap)"),
+        ) {
+            return None;
+        }
+        let dir = TempDir::new("debroot");
+        let o = run("tar", &["-xf", &tar, "-C", dir.0.to_str().unwrap()]);
+        assert!(o.status.success(), "tar: {}", text(&o.stderr));
+        Some(Root { dir })
+    }
+
+    /// Runs `script` with sh inside the root, in a mount namespace of its
+    /// own with its own /proc and /dev/pts: nothing is left mounted.
+    fn sh(&self, script: &str) -> Output {
+        self.run_sh(script, false)
+    }
+
+    /// The same, in a network namespace of its own too, with no network at
+    /// all: apt gets its packages from the root or not at all.
+    fn offline(&self, script: &str) -> String {
+        let o = self.run_sh(script, true);
+        assert!(
+            o.status.success(),
+            "{script}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+
+    fn run_sh(&self, script: &str, offline: bool) -> Output {
+        let root = self.dir.0.to_str().unwrap();
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private"]);
+        if offline {
+            c.arg("--net");
+        }
+        c.args(["sh", "-c"])
+            .arg(
+                r#"mount -t proc proc "$1/proc" &&
+                mount -t devpts -o newinstance,ptmxmode=0666 devpts "$1/dev/pts" &&
+                exec chroot "$1" /bin/sh -c "$2""#,
+            )
+            .args(["sh", root, script])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C");
+        run_bounded(c, SLOW_LIMIT * 6)
+    }
+
+    /// `script` must succeed; what it printed.
+    fn ok(&self, script: &str) -> String {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+
+    fn path(&self, inside: &str) -> PathBuf {
+        self.dir.0.join(inside.trim_start_matches('/'))
+    }
+
+    /// Processes whose root is this one: only they are ever signalled.
+    fn processes(&self) -> Vec<i32> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            if fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r == self.dir.0) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let left = self.processes();
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                signal(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn replaces_debians_autossh_runs_and_purges_cleanly() {
+    if !have_release_binaries()
+        || !remote::can_run()
+        || !have_tool("/usr/bin/unshare", "util-linux")
+    {
+        return;
+    }
+    let Some(root) = Root::new() else { return };
+    // Another architecture's package in a root of that architecture
+    // (`.ci/run` does arm64 under qemu-user).
+    let arch = std::env::var("AUTOSSH_DEBIAN_ARCH").unwrap_or_else(|_| "amd64".into());
+    assert!(ARCHES.iter().any(|(a, _)| *a == arch), "{arch}");
+    let native = root.ok("dpkg --print-architecture");
+    assert_eq!(native.trim(), arch, "the root's architecture");
+    let out = TempDir::new("debpkg");
+    let deb = build(&out.0, &[&arch]).remove(0);
+    let ours = contents(&deb);
+
+    // Debian's autossh first: its wrapper script is /usr/bin/autossh.
+    assert!(root
+        .ok("dpkg-query -W -f '${Status}' autossh")
+        .contains("install ok installed"));
+    assert!(fs::read(root.path("/usr/bin/autossh"))
+        .unwrap()
+        .starts_with(b"#!"));
+
+    let name = deb.file_name().unwrap().to_str().unwrap();
+    fs::copy(&deb, root.path(&format!("/tmp/{name}"))).unwrap();
+    let said = root.offline(&format!("apt-get install -y /tmp/{name} 2>&1"));
+    assert!(said.contains("autossh-rs"), "{said}");
+    assert!(root
+        .ok("dpkg-query -W -f '${Status}' autossh-rs")
+        .contains("install ok installed"));
+    let theirs = root.sh("dpkg-query -W -f '${Status}' autossh");
+    assert!(
+        !text(&theirs.stdout).contains("install ok installed"),
+        "Debian's autossh is still installed"
+    );
+    assert_eq!(root.ok("autossh -V"), "autossh 1.4g\n");
+    assert_eq!(root.ok("/usr/lib/autossh/autossh -V"), "autossh 1.4g\n");
+    assert_eq!(
+        root.ok("man -w autossh"),
+        "/usr/share/man/man1/autossh.1.gz\n"
+    );
+    assert_eq!(
+        root.ok("man -w autossh-tunnels"),
+        "/usr/share/man/man1/autossh-tunnels.1.gz\n"
+    );
+    // The template unit is shipped, and nothing enables it.
+    assert!(root.path("/lib/systemd/system/autossh@.service").exists());
+    assert!(!root.ok("ls -R /etc/systemd").contains("autossh"));
+    // autossh-tunnels runs there too: a list with a wrong line.
+    fs::write(root.path("/tmp/t.conf"), "tunnel a -N host\nbogus line\n").unwrap();
+    let o = root.sh("AUTOSSH_TUNNELS=/tmp/t.conf autossh-tunnels check");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).starts_with("/tmp/t.conf:2: "), "{o:?}");
+
+    // A tunnel from inside the root (it shares this host's network) through
+    // the test remote host's sshd, with Debian's ssh: the key where ssh_args
+    // says it is.
+    let remote = Remote::new();
+    let user = free_pair();
+    let args = remote.ssh_args(user);
+    let key = &args[args.iter().position(|a| a == "-i").unwrap() + 1];
+    let inside_key = root.path(key);
+    fs::create_dir_all(inside_key.parent().unwrap()).unwrap();
+    fs::copy(key, &inside_key).unwrap();
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    root.ok(&format!(
+        "AUTOSSH_PIDFILE=/tmp/autossh.pid AUTOSSH_GATETIME=0 autossh -f -M 0 {}",
+        quoted.join(" ")
+    ));
+    assert!(
+        wait_until(SLOW_LIMIT, || echo_through(user)),
+        "no tunnel from the root: {:?}",
+        root.processes()
+    );
+    let pid: i32 = fs::read_to_string(root.path("/tmp/autossh.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(root.processes().contains(&pid));
+    signal(pid, libc::SIGTERM);
+    assert!(
+        wait_until(SLOW_LIMIT, || root.processes().is_empty()),
+        "left running: {:?}",
+        root.processes()
+    );
+
+    // Removed: only the conffile stays; purged: nothing of ours.
+    root.offline("apt-get remove -y autossh-rs 2>&1");
+    let left: Vec<&String> = ours.iter().filter(|f| root.path(f).exists()).collect();
+    assert_eq!(
+        left,
+        vec!["/etc/logcheck/ignore.d.workstation/autossh"],
+        "after remove"
+    );
+    root.offline("apt-get purge -y autossh-rs 2>&1");
+    let left: Vec<&String> = ours
+        .iter()
+        .filter(|f| fs::symlink_metadata(root.path(f)).is_ok())
+        .collect();
+    assert!(left.is_empty(), "after purge: {left:?}");
+    for folder in ["/usr/lib/autossh", "/usr/share/doc/autossh-rs"] {
+        assert!(!root.path(folder).exists(), "{folder} left");
+    }
+    let status = root.sh("dpkg-query -W -f '${Status}' autossh-rs 2>&1");
+    assert!(!text(&status.stdout).contains("installed"), "{status:?}");
+}
