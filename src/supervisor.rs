@@ -15,8 +15,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use crate::child::{self, Ssh};
-use crate::machine::Status;
 use crate::machine::{Action, Event, Machine, Rules, Time, KILL_GRACE};
+use crate::machine::{State, Status};
 use crate::messages::OsError;
 use crate::netwatch::{Change, NetWatch};
 use crate::notify;
@@ -100,10 +100,26 @@ impl World {
 
     /// Writes the state file if the state changed (and only then).
     fn publish(&mut self, machine: &Machine, now: Time) {
+        self.publish_status(machine.status(), now);
+    }
+
+    /// The state file's last word when autossh must end outside the
+    /// machine's decisions (the poll failed): exited with `code`, no ssh.
+    fn publish_end(&mut self, machine: &Machine, code: i32, now: Time) {
+        let status = Status {
+            state: State::Exited,
+            ssh_pid: None,
+            next_start: None,
+            exit_code: Some(code),
+            ..machine.status()
+        };
+        self.publish_status(status, now);
+    }
+
+    fn publish_status(&mut self, status: Status, now: Time) {
         let Some(file) = &self.settings.state_file else {
             return;
         };
-        let status = machine.status();
         if self.published == Some(status) {
             return;
         }
@@ -355,6 +371,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 // Retrying would only spin: nothing can wait any more.
                 error!("poll: {}", OsError(e));
                 world.abandon();
+                world.publish_end(&machine, 1, world.now());
                 return 1;
             }
         }

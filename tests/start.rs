@@ -7,7 +7,7 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -299,6 +299,48 @@ fn an_old_kernel_without_close_range_or_getrandom() {
     assert_eq!(o.status.code(), Some(0), "{:?}", fake.messages());
     fake.assert_ssh_got_only_stdio();
     assert!(fake.messages()[0].starts_with("no monitor port given, using "));
+}
+
+/// Makes every poll fail with ENOMEM: the standard library's start-up check
+/// of fds 0-2 falls back to fcntl on that, and the event loop can no longer
+/// wait.
+fn failing_poll() -> io::Result<()> {
+    let mut polls = numbers(libc::SYS_ppoll, 309);
+    if cfg!(target_arch = "x86_64") {
+        polls.extend([7, 168, 414]); // poll, i386's poll and ppoll_time64
+    }
+    install_filter(&failing(&polls, None, libc::ENOMEM))
+}
+
+/// A poll that fails for good ends autossh: ssh stopped, exit 1, and the
+/// state file says so rather than the last state it saw.
+#[test]
+fn a_failing_poll_ends_cleanly_and_says_so() {
+    if std::env::var_os("AUTOSSH_BIN").is_some() {
+        // qemu-user polls for itself; the filter would stop it instead.
+        let _ = writeln!(io::stderr(), "skipped: not under emulation");
+        return;
+    }
+    let fake = Fake::new("pollfails");
+    let state = fake.dir.path("tunnel.state");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_STATEFILE", &state)
+        .env("FAKE_PLAN", "hang");
+    before_exec(&mut c, failing_poll);
+    let o = run_bounded(c, SLOW_LIMIT);
+    assert_eq!(o.status.code(), Some(1), "{:?}", fake.messages());
+    assert!(
+        fake.messages()
+            .iter()
+            .any(|m| m == "poll: Cannot allocate memory"),
+        "{:?}",
+        fake.messages()
+    );
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.starts_with("state=exited\n"), "{text}");
+    assert!(text.contains("\nexit_status=1\n"), "{text}");
+    assert!(text.contains("\nssh_pid=\n"), "{text}");
 }
 
 #[test]
