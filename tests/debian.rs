@@ -29,15 +29,7 @@ const ARCHES: [(&str, &str); 4] = [
 ];
 
 fn have_release_binaries() -> bool {
-    let found = ARCHES.iter().all(|(_, a)| {
-        ["autossh", "autossh-tunnels"]
-            .iter()
-            .all(|p| Path::new(&format!("{TOP}/dist/{p}-{VERSION}-{a}")).exists())
-    });
-    requires(
-        found,
-        "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
-    )
+    have_release_builds(TOP, &ARCHES.map(|(_, a)| a))
 }
 
 /// Builds the packages of `arches` into `out`; returns their paths.
@@ -229,6 +221,17 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
     }
 }
 
+/// What `script` printed; it must have succeeded.
+fn succeeded(script: &str, o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{script}: {}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
 /// A fresh Debian 12 root, unpacked from the tarball `.ci/run` made; removed
 /// on drop, with its /proc and anything still running from it.
 struct Root {
@@ -260,14 +263,7 @@ impl Root {
     /// The same, in a network namespace of its own too, with no network at
     /// all: apt gets its packages from the root or not at all.
     fn offline(&self, script: &str) -> String {
-        let o = self.run_sh(script, true);
-        assert!(
-            o.status.success(),
-            "{script}: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
+        succeeded(script, self.run_sh(script, true))
     }
 
     fn run_sh(&self, script: &str, offline: bool) -> Output {
@@ -293,14 +289,7 @@ impl Root {
 
     /// `script` must succeed; what it printed.
     fn ok(&self, script: &str) -> String {
-        let o = self.sh(script);
-        assert!(
-            o.status.success(),
-            "{script}: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
+        succeeded(script, self.sh(script))
     }
 
     fn path(&self, inside: &str) -> PathBuf {

@@ -25,15 +25,7 @@ const PACKAGE_USER: u32 = 65534;
 /// The release binaries are there (CI builds them first); without them the
 /// packages cannot be built.
 fn have_release_binaries() -> bool {
-    let found = ["x86_64", "aarch64", "armv7"].iter().all(|a| {
-        ["autossh", "autossh-tunnels"]
-            .iter()
-            .all(|p| Path::new(&format!("{TOP}/dist/{p}-{VERSION}-{a}")).exists())
-    });
-    requires(
-        found,
-        "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
-    )
+    have_release_builds(TOP, &["x86_64", "aarch64", "armv7"])
 }
 
 /// Builds the packages of `families` into `out`; returns their paths.

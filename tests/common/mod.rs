@@ -483,6 +483,21 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The release binaries of both programs for `arches` are in TOP/dist/ (CI
+/// builds them first with packaging/build-release).
+pub fn have_release_builds(top: &str, arches: &[&str]) -> bool {
+    let version = env!("CARGO_PKG_VERSION");
+    let found = arches.iter().all(|a| {
+        ["autossh", "autossh-tunnels"]
+            .iter()
+            .all(|p| Path::new(&format!("{top}/dist/{p}-{version}-{a}")).exists())
+    });
+    requires(
+        found,
+        "no release binaries in dist/ (.ci/run runs packaging/build-release first)",
+    )
+}
+
 /// For tests that need root (mounts, namespaces, other users).
 pub fn need_root() -> bool {
     requires(is_root(), "needs root")
