@@ -32,21 +32,47 @@ fn address(text: &str) -> Option<([u8; 4], u16)> {
     Some((addr, u16::from_str_radix(port, 16).ok()?))
 }
 
+/// One socket of `/proc/net/tcp`; None for a line that does not parse.
+fn entry(line: &str) -> Option<Entry> {
+    let mut f = line.split_whitespace();
+    let local = address(f.nth(1)?)?;
+    let remote = address(f.next()?)?;
+    let state = u8::from_str_radix(f.next()?, 16).ok()?;
+    let inode = f.nth(5)?.parse().ok()?;
+    Some(Entry {
+        local,
+        remote,
+        state,
+        inode,
+    })
+}
+
 /// The sockets of `/proc/net/tcp`'s text; lines that do not parse are left
 /// out.
+#[cfg(test)]
 pub fn parse(text: &str) -> Vec<Entry> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            Some(Entry {
-                local: address(f.get(1)?)?,
-                remote: address(f.get(2)?)?,
-                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
-                inode: f.get(9)?.parse().ok()?,
-            })
-        })
-        .collect()
+    text.lines().skip(1).filter_map(entry).collect()
+}
+
+/// Calls `f` with each line of a table after its header, read a line at a
+/// time: however many sockets the host has, only a line is held in memory.
+/// False where the table cannot be read.
+fn each_line(path: &str, mut f: impl FnMut(&str)) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = std::io::BufReader::with_capacity(1024, file);
+    let mut line = String::with_capacity(256);
+    let mut header = true;
+    // Bounded by the table: a read of nothing is its end.
+    while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+        if !std::mem::take(&mut header) {
+            f(line.trim_end());
+        }
+        line.clear();
+    }
+    true
 }
 
 /// The listeners that take connections to 127.0.0.1:`port`.
@@ -85,6 +111,13 @@ pub fn family(pid: i32, parents: &[(i32, i32)]) -> Vec<i32> {
     found
 }
 
+/// The start of a small file, read into `buf`, as text.
+fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a str> {
+    use std::io::Read;
+    let n = fs::File::open(path).ok()?.read(buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
 /// `(pid, parent)` of every process.
 fn all_parents() -> Option<Vec<(i32, i32)>> {
     let mut out = Vec::new();
@@ -96,7 +129,10 @@ fn all_parents() -> Option<Vec<(i32, i32)>> {
         else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // Read into the stack: a scan of every process leaves nothing
+        // scattered over the heap. The line is far shorter than this.
+        let mut buf = [0u8; 512];
+        let Some(stat) = read_small(&entry.path().join("stat"), &mut buf) else {
             continue;
         };
         // After the name in parentheses: state, then the parent.
@@ -138,9 +174,18 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// None where it cannot be read here.
-    pub fn read(ssh: i32) -> Option<Sockets> {
-        let entries = parse(&fs::read_to_string("/proc/net/tcp").ok()?);
+    /// The sockets with `port` at either end, and ssh's; None where they
+    /// cannot be read here.
+    pub fn read(ssh: i32, port: u16) -> Option<Sockets> {
+        let mut entries = Vec::new();
+        let read = each_line("/proc/net/tcp", |line| {
+            if let Some(e) = entry(line).filter(|e| e.local.1 == port || e.remote.1 == port) {
+                entries.push(e);
+            }
+        });
+        if !read {
+            return None;
+        }
         let mut sockets = Vec::new();
         for member in family(ssh, &all_parents()?) {
             sockets_of(member, &mut sockets);
@@ -196,19 +241,37 @@ fn ip(text: &str) -> Option<IpAddr> {
     }
 }
 
+/// One socket of `/proc/net/tcp` or `tcp6`; None for a line that does not
+/// parse.
+fn socket(line: &str) -> Option<Socket> {
+    let mut f = line.split_whitespace();
+    let local = ip(f.nth(1)?.split_once(':')?.0)?;
+    let state = u8::from_str_radix(f.nth(1)?, 16).ok()?;
+    let inode = f.nth(5)?.parse().ok()?;
+    Some(Socket {
+        local,
+        state,
+        inode,
+    })
+}
+
 /// The sockets of a `/proc/net/tcp` or `tcp6` text.
+#[cfg(test)]
 pub fn parse_sockets(text: &str) -> Vec<Socket> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            Some(Socket {
-                local: ip(f.get(1)?.split_once(':')?.0)?,
-                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
-                inode: f.get(9)?.parse().ok()?,
-            })
-        })
-        .collect()
+    text.lines().skip(1).filter_map(socket).collect()
+}
+
+/// The sockets of both tables among `inodes`.
+fn sockets_among(inodes: &[u64]) -> Vec<Socket> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        each_line(table, |line| {
+            if let Some(s) = socket(line).filter(|s| inodes.contains(&s.inode)) {
+                found.push(s);
+            }
+        });
+    }
+    found
 }
 
 /// `pid`'s socket inodes by descriptor, lowest first.
@@ -249,13 +312,8 @@ pub fn first_connection(sockets: &[Socket], inodes: &[u64]) -> Option<IpAddr> {
 /// ssh's lowest descriptor (opened before any forward), or where ssh holds
 /// none (a ProxyCommand), on its children's. None where it cannot be told.
 pub fn connection(ssh: i32) -> Option<IpAddr> {
-    let mut sockets = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            sockets.extend(parse_sockets(&text));
-        }
-    }
-    if let Some(found) = first_connection(&sockets, &sockets_by_fd(ssh)) {
+    let own = sockets_by_fd(ssh);
+    if let Some(found) = first_connection(&sockets_among(&own), &own) {
         return Some(found);
     }
     let mut children: Vec<i32> = all_parents()?
@@ -264,9 +322,11 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
         .map(|(pid, _)| pid)
         .collect();
     children.sort_unstable();
-    children
-        .into_iter()
-        .find_map(|child| first_connection(&sockets, &sockets_by_fd(child)))
+    let theirs: Vec<Vec<u64>> = children.into_iter().map(sockets_by_fd).collect();
+    let sockets = sockets_among(&theirs.concat());
+    theirs
+        .iter()
+        .find_map(|inodes| first_connection(&sockets, inodes))
 }
 
 /// Whether `from` is still one of this host's addresses, on a link that is
@@ -394,7 +454,24 @@ mod tests {
     fn our_own_sockets_are_found() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let s = Sockets::read(std::process::id() as i32).expect("/proc is there");
+        let s = Sockets::read(std::process::id() as i32, port).expect("/proc is there");
         assert!(s.listener_is_ssh(port));
+        // Only what has the port at one end is kept.
+        assert!(s
+            .entries
+            .iter()
+            .all(|e| e.local.1 == port || e.remote.1 == port));
+        assert_eq!(s.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_table_is_read_a_line_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("owner-lines-{}", std::process::id()));
+        std::fs::write(&dir, "header\none\n\ntwo").unwrap();
+        let mut lines = Vec::new();
+        assert!(each_line(dir.to_str().unwrap(), |l| lines.push(l.to_string())));
+        assert_eq!(lines, ["one", "", "two"]);
+        std::fs::remove_file(&dir).unwrap();
+        assert!(!each_line("/nonexistent/table", |_| panic!()));
     }
 }

@@ -95,7 +95,7 @@ impl Monitor {
             while accept(listener).is_ok() {}
         }
         let port = self.port();
-        let sockets = Sockets::read(ssh);
+        let sockets = Sockets::read(ssh, port);
         match &sockets {
             Some(s)
                 if !s.listener_is_ssh(port) && !owner::listeners(&s.entries, port).is_empty() =>
@@ -315,7 +315,7 @@ fn from_ssh(back: &TcpStream, ssh: i32) -> bool {
     let (Ok(peer), Ok(ours)) = (back.peer_addr(), back.local_addr()) else {
         return false;
     };
-    match Sockets::read(ssh) {
+    match Sockets::read(ssh, ours.port()) {
         Some(s) => s.peer_is_ssh(peer.port(), ours.port()),
         None => {
             unknown_owners();

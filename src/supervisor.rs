@@ -86,8 +86,10 @@ struct World {
     budget: Budget,
     probe: Option<Probe>,
     began: Instant,
-    /// A start happened in this wake-up: free memory goes back afterwards.
-    spawned: bool,
+    /// A start, a test or a look at the sockets happened in this wake-up
+    /// (each allocates and frees, the C library's folder buffers among it):
+    /// the free memory goes back afterwards, and none stays while idle.
+    trim: bool,
     /// What was last published, and what the file says besides.
     published: Option<Status>,
     facts: Facts,
@@ -155,7 +157,7 @@ impl World {
                 log::log!(note.level(), "{text}");
             }
             Action::Spawn => {
-                self.spawned = true;
+                self.trim = true;
                 answers.push_back(
                     match child::spawn(&self.settings.argv, &self.settings.setup) {
                         Ok(started) => {
@@ -233,6 +235,7 @@ impl World {
             Outcome::Failed => Event::TestFailed,
         };
         self.probe = None;
+        self.trim = true;
         Some(event)
     }
 
@@ -306,7 +309,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         budget: Budget::new(),
         probe: None,
         began,
-        spawned: false,
+        trim: false,
         published: None,
         facts: Facts {
             pid: std::process::id(),
@@ -320,7 +323,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         return code;
     }
     loop {
-        if std::mem::take(&mut world.spawned) {
+        if std::mem::take(&mut world.trim) {
             crate::sys::release_free_memory();
         }
         let now = world.now();
@@ -419,9 +422,12 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         // A loss may have cut ssh's connection: if its address is gone (or
         // its link down), ssh is replaced at once, without a test.
         let lost = match (change, world.ssh.as_ref()) {
-            (Change::Loss, Some(ssh)) => owner::connection(ssh.pid().as_raw())
-                .and_then(|from| Some((from, owner::lost(from)?)))
-                .map(|(from, link_down)| Event::ConnectionLost { from, link_down }),
+            (Change::Loss, Some(ssh)) => {
+                world.trim = true;
+                owner::connection(ssh.pid().as_raw())
+                    .and_then(|from| Some((from, owner::lost(from)?)))
+                    .map(|(from, link_down)| Event::ConnectionLost { from, link_down })
+            }
             _ => None,
         };
         let event = match (lost, change) {
