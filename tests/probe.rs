@@ -332,6 +332,81 @@ fn idle_between_probes_makes_no_system_call() {
     r.stop();
 }
 
+/// Private memory of `pid`'s heap, in kB, from /proc/PID/smaps.
+fn heap_kb(pid: i32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut in_heap = false;
+    let mut kb = 0;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().count() >= 5 {
+            in_heap = line.ends_with("[heap]");
+        } else if in_heap && line.starts_with("Private_Dirty:") {
+            kb += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    kb
+}
+
+/// A connection test reads who owns the monitor port from the host's socket
+/// table: however long that table is (a host with thousands of sockets), the
+/// instance's heap stays what it was, since only the lines that matter are
+/// kept and free memory goes back after the test.
+#[test]
+fn memory_does_not_grow_with_the_hosts_sockets() {
+    if std::env::var_os("AUTOSSH_BIN").is_some() {
+        // Under qemu-user the heap measured would be qemu's.
+        eprintln!("skipped: not under emulation");
+        return;
+    }
+    if !have_socat() {
+        return;
+    }
+    // 2,000 sockets of this test's own: a table of about 300 kB.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    let many = (limit.rlim_cur as usize).saturating_sub(1024).min(2000);
+    assert!(
+        many >= 1000,
+        "too few descriptors allowed: {}",
+        limit.rlim_cur
+    );
+    let held: Vec<std::net::TcpListener> = (0..many)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let fake = Fake::new("heapgrow");
+    let port = free_pair();
+    let mut c = fake.autossh(&["-M", &port.to_string(), "host"]);
+    c.env("FAKE_PLAN", "fwd:loop")
+        .env("AUTOSSH_POLL", "2")
+        .env("AUTOSSH_FIRST_POLL", "1")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    let r = Running::start(c);
+    // Three tests, each reading the whole table.
+    assert!(wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= 3));
+    // Between tests: the last one's trim is done once it has been logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let kb = heap_kb(r.pid);
+    assert!(
+        kb <= 96,
+        "heap of {kb} kB after reading a table of {many} sockets"
+    );
+    drop(held);
+    r.stop();
+}
+
 #[test]
 fn detects_no_later_than_the_original() {
     if !have_reference() || !have_socat() {
