@@ -384,12 +384,17 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         // Chromium's own processes, should any outlive the session.
-        let marker = self._profile.0.display().to_string();
-        for pid in descendants(1) {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&marker) {
-                signal(pid, libc::SIGKILL);
-            }
+        kill_marked(&self._profile.0.display().to_string());
+    }
+}
+
+/// Kills the processes whose command line names `marker` (a test's own
+/// profile folder): a Chromium that outlived its driver.
+fn kill_marked(marker: &str) {
+    for pid in descendants(1) {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            signal(pid, libc::SIGKILL);
         }
     }
 }
@@ -402,20 +407,46 @@ pub fn have_browser() -> bool {
 }
 
 impl Browser {
+    /// A headless Chromium under chromedriver. A start that fails (under a
+    /// loaded machine Chromium may not come up, or chromedriver may lose its
+    /// port to another test) is tried once more, and then reported with
+    /// what chromedriver said.
     pub fn start() -> Browser {
+        let mut said = Vec::new();
+        for _ in 0..2 {
+            match Browser::try_start() {
+                Ok(browser) => return browser,
+                Err(why) => said.push(why),
+            }
+        }
+        panic!("no browser session: {said:#?}");
+    }
+
+    fn try_start() -> Result<Browser, String> {
         let port = free_pair();
         let profile = TempDir::new("chromium");
-        let driver = Command::new("/usr/bin/chromedriver")
+        let log = profile.path("chromedriver.log");
+        let mut driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        assert!(
-            wait_until(LIMIT, || http(addr, "GET", "/status", &[], b"").0 == 200),
-            "chromedriver did not come up"
-        );
+        let fail = |driver: &mut Child, what: &str| {
+            let _ = driver.kill();
+            let _ = driver.wait();
+            Err(format!(
+                "{what}; chromedriver said: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            ))
+        };
+        if !wait_until(LIMIT, || {
+            driver.try_wait().ok().flatten().is_none()
+                && http(addr, "GET", "/status", &[], b"").0 == 200
+        }) {
+            return fail(&mut driver, "chromedriver did not come up");
+        }
         let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -439,14 +470,17 @@ impl Browser {
             caps.to_string().as_bytes(),
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        assert_eq!(status, 200, "no session: {v}");
-        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
-        Browser {
+        let Some(session) = v["value"]["sessionId"].as_str().filter(|_| status == 200) else {
+            let marker = profile.0.display().to_string();
+            kill_marked(&marker);
+            return fail(&mut driver, &format!("no session ({status}): {v}"));
+        };
+        Ok(Browser {
             driver,
             addr,
-            session,
+            session: session.to_string(),
             _profile: profile,
-        }
+        })
     }
 
     fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
