@@ -111,11 +111,20 @@ pub fn family(pid: i32, parents: &[(i32, i32)]) -> Vec<i32> {
     found
 }
 
-/// The start of a small file, read into `buf`, as text.
-fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a str> {
+/// The start of a small file, read into `buf`.
+fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a [u8]> {
     use std::io::Read;
     let n = fs::File::open(path).ok()?.read(buf).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()
+    Some(&buf[..n])
+}
+
+/// The parent in a `/proc/PID/stat` line. The process's name, in
+/// parentheses, may hold any bytes (not UTF-8, or `) `): only what follows
+/// its last `)` is read, the state and then the parent.
+fn parent_in_stat(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `(pid, parent)` of every process.
@@ -132,15 +141,7 @@ fn all_parents() -> Option<Vec<(i32, i32)>> {
         // Read into the stack: a scan of every process leaves nothing
         // scattered over the heap. The line is far shorter than this.
         let mut buf = [0u8; 512];
-        let Some(stat) = read_small(&entry.path().join("stat"), &mut buf) else {
-            continue;
-        };
-        // After the name in parentheses: state, then the parent.
-        let parent = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
+        let parent = read_small(&entry.path().join("stat"), &mut buf).and_then(parent_in_stat);
         if let Some(parent) = parent {
             out.push((pid, parent));
         }
@@ -462,6 +463,22 @@ mod tests {
             .iter()
             .all(|e| e.local.1 == port || e.remote.1 == port));
         assert_eq!(s.entries.len(), 1);
+    }
+
+    #[test]
+    fn the_parent_whatever_the_name() {
+        assert_eq!(parent_in_stat(b"42 (ssh) S 17 42 42 0 -1"), Some(17));
+        assert_eq!(parent_in_stat(b"42 (a) b) S 9 42"), Some(9));
+        assert_eq!(parent_in_stat(b"42 (\xff\xfe) R 3 42"), Some(3));
+        assert_eq!(parent_in_stat(b"42 (cut"), None);
+        assert_eq!(parent_in_stat(b""), None);
+        // Our own, from the kernel.
+        let mut buf = [0u8; 512];
+        let me = read_small(std::path::Path::new("/proc/self/stat"), &mut buf).unwrap();
+        assert_eq!(
+            parent_in_stat(me),
+            Some(std::os::unix::process::parent_id() as i32)
+        );
     }
 
     #[test]

@@ -417,6 +417,15 @@ fn wrapper_scripts_work_unchanged() {
     let (out, argv) = sibling("relay.example.net", None, &["-N"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(argv, strings(&["relay.example.net", "-N"]));
+    // Help on stdout and 0; no host: usage on stderr and 1; ssh never runs.
+    let (out, argv) = sibling("rtmux", None, &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: rtmux "));
+    assert!(argv.is_empty());
+    let (out, argv) = sibling("ruscreen", None, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: ruscreen "));
+    assert!(argv.is_empty());
     let (out, argv) = sibling("autossh-argv0", None, &["-N"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(argv.is_empty());

@@ -360,7 +360,7 @@ fn heap_kb(pid: i32) -> u64 {
 fn memory_does_not_grow_with_the_hosts_sockets() {
     if std::env::var_os("AUTOSSH_BIN").is_some() {
         // Under qemu-user the heap measured would be qemu's.
-        eprintln!("skipped: not under emulation");
+        eprintln!("skipped: runs natively only (qemu-user is not what is measured)");
         return;
     }
     if !have_socat() {
