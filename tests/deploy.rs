@@ -147,6 +147,8 @@ fn systemd_unit_and_example_become_ready() {
         "not ready within TimeoutStartSec: {:?}",
         fake.messages()
     );
+    // Ready after the first test (AUTOSSH_FIRST_POLL, 10 s), well before
+    // systemd would give up on the start.
     assert!(began.elapsed() < Duration::from_secs(start_timeout / 2));
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait(SLOW_LIMIT), Some(1));

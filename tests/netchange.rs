@@ -28,9 +28,6 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 /// those that come back first are not kept waiting by the loop mode's. The
 /// loop mode's new ssh can only open its remote monitor forward once the
 /// relay has dropped the old session, which holds the port until its
-/// ClientAlive checks give up: it is timed from that moment too. The
-/// loop mode's new ssh can only open its remote monitor forward once the
-/// relay has dropped the old session, which holds the port until its
 /// ClientAlive checks give up: it is timed from that moment too.
 #[test]
 fn a_moved_address_replaces_ssh_at_once() {
@@ -109,17 +106,20 @@ fn a_moved_address_replaces_ssh_at_once() {
         assert!(messages.contains(&said), "{mode}: {messages:?}");
         assert_eq!(fake.count_log("port down"), 0, "{mode}: {messages:?}");
         // In loop mode ssh is retried once a second until the relay has let
-        // go; from then on the same bound as the others.
+        // go; from then on the same bound as the others. Found by a test
+        // instead, the tunnel would be back 16 s after the move at the
+        // soonest (a quiet second, then the 15 s net timeout), found by the
+        // poll 120 s after; bench/compare gives the figures.
         let from = if *mode == "loop" {
             took.saturating_sub(released)
         } else {
             took
         };
         assert!(
-            from < Duration::from_secs(3),
+            from < Duration::from_secs(10),
             "{mode}: back after {took:?} (the relay let go after {released:?}): {messages:?}"
         );
-        report.push(format!("{mode} {:.2}s", took.as_secs_f64()));
+        report.push((*mode, took));
     }
     let theirs_said = match &theirs {
         Some((fake, _, user)) => {
@@ -128,17 +128,27 @@ fn a_moved_address_replaces_ssh_at_once() {
             let at = moved.elapsed().as_secs_f64();
             assert!(!fake.log_text().contains("port down") || back);
             if back {
-                format!("the original back after {at:.1}s")
+                format!("{at:.2}s")
             } else {
-                format!("the original not back after {at:.1}s (it waits for its poll)")
+                format!("not back after {at:.1}s (it waits for its poll, 120 s)")
             }
         }
-        None => "the original was not run".to_string(),
+        None => "not run".to_string(),
     };
+    // The figures, for bench/compare; the original runs in loop mode.
+    for (mode, took) in report {
+        let (mode, original) = match mode {
+            "loop" => ("loop mode", theirs_said.as_str()),
+            "echo" => ("echo mode", "not run in this mode"),
+            _ => ("-M 0", "not run in this mode"),
+        };
+        println!(
+            "bench: address moved, forward back, {mode}: ours {:.2}s, original {original}",
+            took.as_secs_f64()
+        );
+    }
     println!(
-        "address moved: ours back after {} (the relay let go of the loop's old \
-         monitor port after {:.2}s); {theirs_said}",
-        report.join(", "),
+        "bench: address moved, the relay let go of the old session after: {:.2}s",
         released.as_secs_f64()
     );
     for (_, _, r, _, _) in ours {
@@ -317,6 +327,15 @@ fn tests_caused(netwatch: &str) -> (usize, usize) {
         link,
     ]);
     drop(links);
+    if netwatch == "1" {
+        // Its test, however long a busy machine takes to get to it; then a
+        // while for any test more that the burst would wrongly cause.
+        assert!(
+            wait_until(SLOW_LIMIT, || fake.count_log("connection ok") > 1 + flood),
+            "{:?}",
+            fake.messages()
+        );
+    }
     std::thread::sleep(Duration::from_secs(3));
     let address = fake.count_log("network changed") - flood;
 

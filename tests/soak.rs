@@ -93,9 +93,11 @@ fn two_thousand_restarts_stay_flat() {
         assert_eq!(fd0, fd1, "instance {i}: descriptors grew");
         assert!(rss1 <= rss0 + 64, "instance {i}: rss {rss0} -> {rss1} kB");
     }
-    // A zombie lasts only until the loop reaps it, at once.
+    // A zombie lasts only until the loop reaps it, at once; reaped only at
+    // the loop's next deadline instead, it would last out the backoff's
+    // waits, seconds. (bench/compare times it beside the original.)
     assert!(
-        longest_zombie < Duration::from_millis(200),
+        longest_zombie < Duration::from_secs(1),
         "{longest_zombie:?}"
     );
 }
@@ -126,8 +128,8 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
         idle.push(restart_delay(&fake, ssh));
     }
 
-    // Mid-probe: an echo test of a swallowing tunnel runs from 1 s to 2 s after
-    // each start (poll 1 s, net timeout 0.5 s, two reads); ssh dies in it.
+    // Mid-probe: an echo test of a swallowing tunnel runs from 4 s to 8 s after
+    // each start (poll 4 s, net timeout 2 s, two reads); ssh dies in it.
     let mut mid = Vec::new();
     if have_socat() {
         let handles: Vec<_> = (0..5)
@@ -137,7 +139,7 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
                     let port = free_pair();
                     let mut c = fake.autossh(&["-M", &format!("{port}:7"), "host"]);
                     c.env("FAKE_PLAN", "fwd:swallow")
-                        .env("AUTOSSH_POLL", "1")
+                        .env("AUTOSSH_POLL", "4")
                         .env("AUTOSSH_GATETIME", "0");
                     let r = Running::start(c);
                     assert!(wait_until(Duration::from_secs(10), || fake.runs() == 1));
@@ -159,6 +161,9 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
         max(&mid),
         mid.len()
     );
-    assert!(max(&idle) < Duration::from_millis(500));
-    assert!(max(&mid) < Duration::from_millis(500));
+    // Seen at once: a death seen only at the next deadline would wait for
+    // the poll in idle (none here: for ever), and for the rest of the test
+    // (over 3 s) mid-probe.
+    assert!(max(&idle) < Duration::from_millis(1500), "{idle:?}");
+    assert!(max(&mid) < Duration::from_millis(1500), "{mid:?}");
 }

@@ -89,7 +89,8 @@ fn a_blocked_sigchld_is_unblocked() {
         fake.messages()
     );
     r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(Duration::from_secs(4)), Some(1));
+    // A child's death missed would show as a SIGKILL after the 5 s grace.
+    assert_eq!(r.wait(LIMIT), Some(1));
     assert!(!fake.log_text().contains("did not exit on SIGTERM"));
 }
 
@@ -380,9 +381,22 @@ fn orphans_are_reaped_as_pid_1() {
         autossh = children_of(r.pid).0.first().copied().unwrap_or(0);
         autossh != 0
     }));
-    // The orphans live 0.3 s; then they must not stay zombies.
-    std::thread::sleep(Duration::from_millis(1500));
-    let (live, zombies) = children_of(autossh);
+    // The fake makes three orphans that live 0.3 s, then becomes `sleep
+    // 1000`; once the orphans have died they must not stay zombies: in the
+    // end only ssh is left (a PID 1 that does not reap keeps three zombies).
+    // (Its pid in the fake's file is the namespace's: it is found here.)
+    let is_ssh = |p: &i32| {
+        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001000\0")
+    };
+    assert!(wait_until(LIMIT, || children_of(autossh)
+        .0
+        .iter()
+        .any(is_ssh)));
+    let (mut live, mut zombies) = (Vec::new(), Vec::new());
+    wait_until(LIMIT, || {
+        (live, zombies) = children_of(autossh);
+        live.len() == 1 && zombies.is_empty()
+    });
     assert!(zombies.is_empty(), "zombies {zombies:?}");
     assert_eq!(live.len(), 1, "only ssh: {live:?}");
     // unshare waits for its child: autossh, PID 1 inside, takes the signal.

@@ -175,8 +175,10 @@ fn stubborn_ssh_is_killed_after_grace() {
     r.signal(libc::SIGTERM);
     assert_eq!(r.wait(LIMIT), Some(1));
     let took = asked.elapsed();
+    // SIGKILL after the 5 s grace: not before it, and not a whole grace
+    // later (upstream waits for ever).
     assert!(took >= Duration::from_millis(4900), "{took:?}");
-    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(took < Duration::from_secs(9), "{took:?}");
     assert!(!exists(ssh) || !alive(ssh));
     assert!(fake.count_log("sending SIGKILL") == 1);
 }
@@ -189,7 +191,9 @@ fn stopped_ssh_is_continued_and_stopped() {
     assert!(fake.wait_log("ssh child pid is", LIMIT));
     signal(ssh, libc::SIGSTOP);
     r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(Duration::from_secs(3)), Some(1));
+    // Continued, it takes the SIGTERM at once; left stopped, it would last
+    // until the SIGKILL 5 s later.
+    assert_eq!(r.wait(Duration::from_secs(4)), Some(1));
     assert!(!alive(ssh));
 }
 
@@ -204,10 +208,7 @@ fn ssh_dies_with_autossh() {
     ))
     .is_ok_and(|c| c.trim() == "sleep")));
     r.signal(libc::SIGKILL);
-    assert!(
-        wait_until(Duration::from_secs(5), || !alive(ssh)),
-        "ssh outlived autossh"
-    );
+    assert!(wait_until(LIMIT, || !alive(ssh)), "ssh outlived autossh");
 }
 
 #[test]
@@ -219,10 +220,8 @@ fn lifetime_ends_the_run() {
     assert_eq!(r.wait(LIMIT), Some(0));
     let lived = began.elapsed();
     assert!(lived >= Duration::from_secs(2), "{lived:?}");
-    assert!(
-        lived < Duration::from_secs(2) + allow(Duration::from_secs(1)),
-        "{lived:?}"
-    );
+    // Ended by its own deadline: the next other one is the poll, 600 s.
+    assert!(lived < Duration::from_secs(6), "{lived:?}");
     assert!(!alive(ssh));
     assert_eq!(
         fake.messages().last().unwrap(),
@@ -245,18 +244,21 @@ fn backoff_waits_and_can_be_prodded() {
     assert!(fake
         .messages()
         .contains(&"checking for grace period, tries = 7".to_string()));
-    // HUP prods it: the eighth starts at once, and the count is kept.
+    // HUP prods it: the eighth starts at once (not after the 8 s wait), and
+    // the count is kept.
     r.signal(libc::SIGHUP);
-    assert!(fake.wait_log("sleeping for grace time 18 secs", Duration::from_secs(3)));
+    assert!(fake.wait_log("sleeping for grace time 18 secs", Duration::from_secs(6)));
     assert_eq!(fake.runs(), 8);
     r.signal(libc::SIGUSR2);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(fake.runs(), 8);
+    // So does USR1, where the wait would be 18 s.
     r.signal(libc::SIGUSR1);
-    assert!(fake.wait_log("sleeping for grace time 32 secs", Duration::from_secs(3)));
+    assert!(fake.wait_log("sleeping for grace time 32 secs", Duration::from_secs(12)));
     assert_eq!(fake.runs(), 9);
+    // TERM ends the 32 s wait.
     r.signal(libc::SIGTERM);
-    assert_eq!(r.wait(Duration::from_secs(3)), Some(1));
+    assert_eq!(r.wait(Duration::from_secs(20)), Some(1));
     assert_eq!(
         fake.messages().last().unwrap(),
         "received signal to exit (15)"

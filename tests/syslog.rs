@@ -282,9 +282,10 @@ fn logging_resumes_after_the_syslog_daemon_restarts() {
     let fake = Fake::new("relog");
     let sock = fake.dir.path("log.sock");
     let first = UnixDatagram::bind(&sock).unwrap();
-    // A restart every second, four in all, then exit 0.
+    // A restart every two seconds, four in all, then exit 0: the fourth
+    // start comes over 4 s after the daemon came back.
     let env = [
-        ("FAKE_PLAN", "sleep:1:255"),
+        ("FAKE_PLAN", "sleep:2:255"),
         ("AUTOSSH_GATETIME", "0"),
         ("AUTOSSH_MAXSTART", "4"),
     ];

@@ -19,7 +19,7 @@ fn in_the_background(fake: &Fake, plan: &str, max: &str) -> Vec<String> {
     let o = run_bounded(c, LIMIT);
     assert_eq!(o.status.code(), Some(0));
     assert!(
-        fake.wait_log("max start count reached", LIMIT),
+        fake.wait_log("max start count reached", SLOW_LIMIT),
         "{:?}",
         fake.messages()
     );
@@ -109,9 +109,11 @@ fn a_chatty_ssh_is_bounded_and_never_waits() {
     let fake = Fake::new("words-chatty");
     let began = Instant::now();
     let m = in_the_background(&fake, "chatty:100000", "1");
-    // 100,000 lines through the pipe: ssh was never kept waiting.
+    // 100,000 lines through the pipe: ssh was never kept waiting. (Read
+    // only at autossh's deadlines, the pipe would fill and ssh wait for the
+    // poll, 600 s.)
     assert!(
-        began.elapsed() < allow(Duration::from_secs(10)),
+        began.elapsed() < Duration::from_secs(30),
         "{:?}",
         began.elapsed()
     );

@@ -449,22 +449,6 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
-/// Whether the binary under test runs under emulation (AUTOSSH_BIN names a
-/// build for another processor): its timing is slower and less even.
-pub fn emulated() -> bool {
-    std::env::var_os("AUTOSSH_BIN").is_some_and(|v| !v.is_empty())
-}
-
-/// A time bound, widened under emulation, where a sub-second margin would
-/// make a test flaky rather than meaningful.
-pub fn allow(bound: Duration) -> Duration {
-    if emulated() {
-        bound * 3 + Duration::from_secs(1)
-    } else {
-        bound
-    }
-}
-
 /// Whether a test can run: when `present` is false it says `skipped: WHY`
 /// (on the real stderr, past the harness's capture) and returns false, and
 /// in CI, where nothing may skip, it fails.

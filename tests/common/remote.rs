@@ -426,9 +426,14 @@ pub fn start(
 /// Our autossh (poll 2 s) carrying a user forward to the remote echo service,
 /// once that forward works: the fake (for the log), the run, the user port.
 pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
+    tunnel_up_polling(remote, mode, "2")
+}
+
+/// As [`tunnel_up`], with a poll of `poll` seconds.
+pub fn tunnel_up_polling(remote: &Remote, mode: &str, poll: &str) -> (Fake, Running, u16) {
     let fake = Fake::new("e2e");
     let (port, user) = (free_pair(), free_pair());
-    let r = start(autossh_bin(), &fake, remote, &spec(mode, port), user, "2");
+    let r = start(autossh_bin(), &fake, remote, &spec(mode, port), user, poll);
     assert!(
         wait_until(SLOW_LIMIT, || echo_through(user)),
         "{mode}: {:?}",
