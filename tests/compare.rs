@@ -388,6 +388,9 @@ fn differs_hup_during_backoff() {
         // The seventh start waits 2 s, the eighth 8 s.
         assert!(fake.wait_log("(count 7)", LIMIT));
         assert!(wait_until(LIMIT, || fake.runs() == 7));
+        // The seventh ssh has ended and been reaped: the wait has begun.
+        let seventh = fake.pids()[6];
+        assert!(wait_until(LIMIT, || !exists(seventh)), "{program}");
         std::thread::sleep(Duration::from_millis(300));
         // Ours starts the eighth at once, where the wait would end 8 s on.
         r.signal(libc::SIGHUP);

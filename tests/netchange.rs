@@ -196,14 +196,16 @@ fn an_address_removed_elsewhere_restarts_nothing() {
     let peer = format!("aff{tag}");
     let (link, n) = (&links.0[0], std::process::id() % 250);
     let address = format!("10.198.{n}.1/30");
-    remote::sh(&[
-        "ip", "link", "add", link, "type", "veth", "peer", "name", &peer,
+    // One burst, from one process: well inside the quiet second however
+    // busy the machine.
+    remote::ip_batch(&[
+        format!("link add {link} type veth peer name {peer}"),
+        format!("addr add {address} dev {link}"),
+        format!("link set {link} up"),
+        format!("addr del {address} dev {link}"),
+        format!("link set {link} down"),
+        format!("link del {link}"),
     ]);
-    remote::sh(&["ip", "addr", "add", &address, "dev", link]);
-    remote::sh(&["ip", "link", "set", link, "up"]);
-    std::thread::sleep(Duration::from_millis(300));
-    remote::sh(&["ip", "addr", "del", &address, "dev", link]);
-    remote::sh(&["ip", "link", "set", link, "down"]);
     drop(links);
     std::thread::sleep(Duration::from_secs(3));
     for ((mode, fake, r, user), before) in ours.into_iter().zip(tested) {
@@ -307,24 +309,12 @@ fn tests_caused(netwatch: &str) -> (usize, usize) {
     let links = Links(vec![format!("afa{tag}")]);
     let peer = format!("afb{tag}");
     let (link, n) = (&links.0[0], std::process::id() % 250);
-    remote::sh(&[
-        "ip", "link", "add", link, "type", "veth", "peer", "name", &peer,
-    ]);
-    remote::sh(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("10.199.{n}.1/30"),
-        "dev",
-        link,
-    ]);
-    remote::sh(&[
-        "ip",
-        "addr",
-        "del",
-        &format!("10.199.{n}.1/30"),
-        "dev",
-        link,
+    // One burst, from one process, as above.
+    remote::ip_batch(&[
+        format!("link add {link} type veth peer name {peer}"),
+        format!("addr add 10.199.{n}.1/30 dev {link}"),
+        format!("addr del 10.199.{n}.1/30 dev {link}"),
+        format!("link del {link}"),
     ]);
     drop(links);
     if netwatch == "1" {

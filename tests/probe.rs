@@ -128,7 +128,8 @@ fn dead_loop_is_restarted_within_poll_and_timeout() {
         return;
     }
     // The first test at 4 s, its accept gives up at 6 s. Waiting for one
-    // more test would take until 10 s, the full 15 s net timeout until 19 s.
+    // more test (a poll after this one's end) would take until 12 s, the
+    // full 15 s net timeout until 19 s.
     let (took, m) = detection(autossh_bin(), loop_spec, "fwd:swallow");
     assert!(took < Duration::from_secs(8), "{took:?}");
     let i = m
@@ -144,7 +145,8 @@ fn dead_echo_is_restarted() {
         return;
     }
     // The echo test reads twice for 2 s each before it gives up: down at
-    // 8 s. A third read would take until 10 s, one more test until 14 s.
+    // 8 s (a third read is ruled out by the count below); one more test
+    // would start a poll after this one's end and fail at 16 s.
     let (took, m) = detection(autossh_bin(), echo_spec, "fwd:swallow");
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(
@@ -232,12 +234,12 @@ fn frozen_ssh_is_replaced() {
 }
 
 /// `program` on a swallowing echo tunnel, once its first test is under way:
-/// that test lasts 4 s (two reads of 2 s, from 4 s after the start), so
-/// whatever waits for its end waits over 3 s.
+/// with a poll of 10 s that test lasts 10 s (two reads of 5 s, from 10 s
+/// after the start), so whatever waits for its end waits seconds.
 fn in_a_long_test(program: &str, tag: &str) -> (Fake, Running) {
     let fake = Fake::new(tag);
     let port = free_pair();
-    let r = start(program, &fake, &echo_spec(port), "fwd:swallow", POLL);
+    let r = start(program, &fake, &echo_spec(port), "fwd:swallow", "10");
     assert!(fake.wait_log("ssh child pid is", LIMIT), "{program}");
     in_a_test(&r, &fake, port);
     (fake, r)
@@ -269,9 +271,13 @@ fn killed_mid_test(program: &str) -> (Duration, Fake) {
     (took, fake)
 }
 
-/// The original's figure beside ours, for bench/compare.
+/// The figure for bench/compare, which sets AUTOSSH_BENCH, with the
+/// original's beside it (measured only then: the test is about ours).
 fn bench_line(what: &str, ours: Duration, theirs: impl FnOnce() -> Duration) {
-    let theirs = if have_reference() {
+    if std::env::var_os("AUTOSSH_BENCH").is_none() {
+        return;
+    }
+    let theirs = if std::path::Path::new(REFERENCE).exists() {
         format!("{:.3}s", theirs().as_secs_f64())
     } else {
         "not run".to_string()
@@ -289,8 +295,8 @@ fn signals_are_handled_mid_probe() {
     }
     let (took, status, fake) = signalled_mid_test(autossh_bin());
     assert_eq!(status, Some(1));
-    // At once, not once the test is over.
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // At once, not once the test is over (seconds later).
+    assert!(took < Duration::from_secs(3), "{took:?}");
     let m = fake.messages();
     assert_eq!(m.last().unwrap(), "received signal to exit (15)");
     assert_eq!(fake.count_log("port down"), 0, "{m:?}");
@@ -305,8 +311,8 @@ fn ssh_death_mid_probe_is_seen_at_once() {
         return;
     }
     let (took, fake) = killed_mid_test(autossh_bin());
-    // At once, not once the test is over.
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // At once, not once the test is over (seconds later).
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(
         fake.count_log("ssh exited on signal 9, restarting ssh"),
         1,

@@ -65,7 +65,16 @@ fn two_thousand_restarts_stay_flat() {
             if (STARTS - 5..STARTS).contains(&n) {
                 keep(&mut last[i]);
             }
+            // An ssh that a later one has replaced was reaped before that
+            // one started: the ssh list is read before the zombies, so a
+            // zombie that is not the last ssh is one left behind.
+            let pids = fake.pids();
             let (_, seen) = children_of(r.pid);
+            let left: Vec<&i32> = seen
+                .iter()
+                .filter(|z| pids.contains(z) && pids.last() != Some(z))
+                .collect();
+            assert!(left.is_empty(), "instance {i}: zombies left {left:?}");
             let now = Instant::now();
             zombies.retain(|pid, _| seen.contains(pid));
             for pid in seen {
@@ -93,13 +102,8 @@ fn two_thousand_restarts_stay_flat() {
         assert_eq!(fd0, fd1, "instance {i}: descriptors grew");
         assert!(rss1 <= rss0 + 64, "instance {i}: rss {rss0} -> {rss1} kB");
     }
-    // A zombie lasts only until the loop reaps it, at once; reaped only at
-    // the loop's next deadline instead, it would last out the backoff's
-    // waits, seconds. (bench/compare times it beside the original.)
-    assert!(
-        longest_zombie < Duration::from_secs(1),
-        "{longest_zombie:?}"
-    );
+    // (How long a zombie lasts is bench/compare's figure, beside the
+    // original's: the check here is that none is left behind.)
 }
 
 /// Time from SIGKILL of the running ssh to the next ssh's start, as the fake
@@ -109,7 +113,10 @@ fn restart_delay(fake: &Fake, ssh: i32) -> Duration {
     let killed = Instant::now();
     signal(ssh, libc::SIGKILL);
     assert!(wait_until(Duration::from_secs(10), || fake.runs() > before));
-    killed.elapsed()
+    let took = killed.elapsed();
+    // Reaped before the next was started: no zombie waits for a deadline.
+    assert!(!exists(ssh), "ssh {ssh} not reaped when the next started");
+    took
 }
 
 #[test]
@@ -128,8 +135,9 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
         idle.push(restart_delay(&fake, ssh));
     }
 
-    // Mid-probe: an echo test of a swallowing tunnel runs from 4 s to 8 s after
-    // each start (poll 4 s, net timeout 2 s, two reads); ssh dies in it.
+    // Mid-probe: an echo test of a swallowing tunnel runs from 10 s to 20 s
+    // after each start (poll 10 s, net timeout 5 s, two reads); ssh dies in
+    // it.
     let mut mid = Vec::new();
     if have_socat() {
         let handles: Vec<_> = (0..5)
@@ -139,7 +147,7 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
                     let port = free_pair();
                     let mut c = fake.autossh(&["-M", &format!("{port}:7"), "host"]);
                     c.env("FAKE_PLAN", "fwd:swallow")
-                        .env("AUTOSSH_POLL", "4")
+                        .env("AUTOSSH_POLL", "10")
                         .env("AUTOSSH_GATETIME", "0");
                     let r = Running::start(c);
                     assert!(wait_until(Duration::from_secs(10), || fake.runs() == 1));
@@ -163,7 +171,7 @@ fn a_dead_child_is_seen_at_once_in_every_state() {
     );
     // Seen at once: a death seen only at the next deadline would wait for
     // the poll in idle (none here: for ever), and for the rest of the test
-    // (over 3 s) mid-probe.
-    assert!(max(&idle) < Duration::from_millis(1500), "{idle:?}");
-    assert!(max(&mid) < Duration::from_millis(1500), "{mid:?}");
+    // (seconds more) mid-probe.
+    assert!(max(&idle) < Duration::from_secs(5), "{idle:?}");
+    assert!(max(&mid) < Duration::from_secs(3), "{mid:?}");
 }

@@ -399,6 +399,7 @@ fn orphans_are_reaped_as_pid_1() {
     });
     assert!(zombies.is_empty(), "zombies {zombies:?}");
     assert_eq!(live.len(), 1, "only ssh: {live:?}");
+    assert!(is_ssh(&live[0]), "only ssh: {live:?}");
     // unshare waits for its child: autossh, PID 1 inside, takes the signal.
     signal(autossh, libc::SIGTERM);
     assert!(r.wait(LIMIT).is_some());

@@ -125,12 +125,13 @@ fn starting_then_up_after_the_first_test_then_down_and_up_again() {
     }
     let fake = Fake::new("state-up");
     let port = free_pair().to_string();
-    // Each state lasts: the first test of each ssh comes a second after it.
+    // Each state lasts: the first test of each ssh comes 3 s after it, so
+    // that a reader looking every 20 ms cannot miss one on a busy machine.
     let (r, path) = start(
         &fake,
         &port,
         "fwd:loop",
-        &[("AUTOSSH_POLL", "2"), ("AUTOSSH_FIRST_POLL", "1")],
+        &[("AUTOSSH_POLL", "6"), ("AUTOSSH_FIRST_POLL", "3")],
     );
     assert!(
         wait_state(&path, "starting", Some("1")),

@@ -33,6 +33,28 @@ pub fn can_run() -> bool {
         && have_socat()
 }
 
+/// Runs `ip -batch -` with `lines` as its commands: one process, so that
+/// the changes come in one burst, however busy the machine.
+pub fn ip_batch(lines: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(lines.join("\n").as_bytes()).unwrap();
+    input.write_all(b"\n").unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip -batch {lines:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -412,6 +434,18 @@ pub fn start(
     user_port: u16,
     poll: &str,
 ) -> Running {
+    Running::start(command(program, fake, remote, spec, user_port, poll))
+}
+
+/// The command that [`start`] runs.
+pub fn command(
+    program: &str,
+    fake: &Fake,
+    remote: &Remote,
+    spec: &str,
+    user_port: u16,
+    poll: &str,
+) -> Command {
     let mut c = fake.command(program, &["-M", spec]);
     c.args(remote.ssh_args(user_port))
         .env("AUTOSSH_PATH", "/usr/bin/ssh")
@@ -420,7 +454,7 @@ pub fn start(
         .env("AUTOSSH_LOGLEVEL", "7")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    Running::start(c)
+    c
 }
 
 /// Our autossh (poll 2 s) carrying a user forward to the remote echo service,
@@ -429,11 +463,17 @@ pub fn tunnel_up(remote: &Remote, mode: &str) -> (Fake, Running, u16) {
     tunnel_up_polling(remote, mode, "2")
 }
 
-/// As [`tunnel_up`], with a poll of `poll` seconds.
+/// As [`tunnel_up`], with a poll of `poll` seconds. The first test of each
+/// ssh comes 10 s after its start at the soonest: the real ssh's login
+/// must not race a short first poll on a busy machine (a lost race is a
+/// restart that tests of a healthy tunnel count).
 pub fn tunnel_up_polling(remote: &Remote, mode: &str, poll: &str) -> (Fake, Running, u16) {
     let fake = Fake::new("e2e");
     let (port, user) = (free_pair(), free_pair());
-    let r = start(autossh_bin(), &fake, remote, &spec(mode, port), user, poll);
+    let mut c = command(autossh_bin(), &fake, remote, &spec(mode, port), user, poll);
+    let first: u32 = poll.parse().unwrap();
+    c.env("AUTOSSH_FIRST_POLL", first.max(10).to_string());
+    let r = Running::start(c);
     assert!(
         wait_until(SLOW_LIMIT, || echo_through(user)),
         "{mode}: {:?}",
