@@ -127,6 +127,32 @@ fn parent_in_stat(stat: &[u8]) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Whether process `pid` is on its way out: a zombie, or exiting (the
+/// kernel's PF_EXITING in its flags) though its parent has not yet heard.
+/// Its sockets are closed first, its parent told after: in between, a test
+/// on its connection fails for its end.
+pub fn dying(pid: i32) -> bool {
+    let mut buf = [0u8; 512];
+    let Some(stat) = read_small(std::path::Path::new(&format!("/proc/{pid}/stat")), &mut buf)
+    else {
+        // Gone from /proc: reaped, by us, or soon.
+        return true;
+    };
+    dying_in_stat(stat).unwrap_or(false)
+}
+
+/// [`dying`] for a `/proc/PID/stat` line: the state, and the flags, the
+/// seventh field after the name.
+fn dying_in_stat(stat: &[u8]) -> Option<bool> {
+    const PF_EXITING: u64 = 0x4;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let flags: u64 = fields.nth(5)?.parse().ok()?;
+    Some(matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0)
+}
+
 /// `(pid, parent)` of every process.
 fn all_parents() -> Option<Vec<(i32, i32)>> {
     let mut out = Vec::new();
@@ -360,6 +386,20 @@ pub fn lost(from: IpAddr) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dying_is_read_from_the_state_and_flags() {
+        // Fields after the name: state, ppid, pgrp, session, tty, tpgid, flags.
+        let line = |state: &str, flags: u64| {
+            format!("12 (a) b) {state} 1 12 12 0 -1 {flags} 0 0 0").into_bytes()
+        };
+        assert_eq!(dying_in_stat(&line("S", 0x0040_0000)), Some(false));
+        assert_eq!(dying_in_stat(&line("R", 0x0040_0004)), Some(true));
+        assert_eq!(dying_in_stat(&line("Z", 0)), Some(true));
+        assert_eq!(dying_in_stat(b"12 (a"), None);
+        // Ourselves: alive.
+        assert!(!dying(std::process::id() as i32));
+    }
 
     fn hex(addr: [u8; 4], port: u16) -> String {
         format!("{:08X}:{port:04X}", u32::from_ne_bytes(addr))

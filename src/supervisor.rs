@@ -26,6 +26,10 @@ use crate::signals::Signals;
 use crate::statefile::{self, Facts, StateFile};
 use crate::words::{Budget, Sink, Words};
 
+/// How long a test that failed while its ssh was on its way out waits for
+/// ssh's end to be told (it takes microseconds; a busy machine, more).
+const HOLD: Duration = Duration::from_secs(1);
+
 pub struct Settings {
     pub name: String,
     pub argv: Vec<Vec<u8>>,
@@ -90,6 +94,9 @@ struct World {
     /// (each allocates and frees, the C library's folder buffers among it):
     /// the free memory goes back afterwards, and none stays while idle.
     trim: bool,
+    /// A failed test held back until then, its ssh being on its way out:
+    /// ssh's end, which follows at once, is the news (see [`HOLD`]).
+    held: Option<Time>,
     /// What was last published, and what the file says besides.
     published: Option<Status>,
     facts: Facts,
@@ -203,7 +210,10 @@ impl World {
                     answers.push_back(event);
                 }
             }
-            Action::CancelTest => self.probe = None,
+            Action::CancelTest => {
+                self.probe = None;
+                self.held = None;
+            }
             Action::Ready => notify::ready(),
             Action::Watchdog => notify::watchdog(),
             Action::Exit(_) => {}
@@ -213,6 +223,7 @@ impl World {
     /// ssh has ended: the rest of what it said comes first.
     fn ssh_ended(&mut self, now: Time) {
         self.ssh = None;
+        self.held = None;
         self.words_finished(now);
     }
 
@@ -308,6 +319,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         words: None,
         budget: Budget::new(),
         probe: None,
+        held: None,
         began,
         trim: false,
         published: None,
@@ -330,6 +342,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         let deadline = [
             machine.deadline(),
             world.probe.as_ref().map(Probe::deadline),
+            world.held,
         ]
         .into_iter()
         .flatten()
@@ -440,6 +453,13 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 return code;
             }
         }
+        // A failure held for a death that did not come is a failure after all.
+        if world.held.is_some_and(|at| now >= at) {
+            world.held = None;
+            if let Some(code) = world.feed(&mut machine, Event::TestFailed, now, &mut answers) {
+                return code;
+            }
+        }
         // A test moves on when its socket is ready or its time is up.
         if test_moved || world.probe.as_ref().is_some_and(|p| now >= p.deadline()) {
             let outcome = match (world.probe.as_mut(), world.settings.monitor.as_ref()) {
@@ -447,7 +467,16 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 _ => Outcome::Pending,
             };
             if let Some(event) = world.finished(outcome) {
-                if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
+                // ssh's end closes its sockets before its parent is told: a
+                // test failed by that (a reset connection) waits for the
+                // end, which is the news, not a port down.
+                let dying = world
+                    .ssh
+                    .as_ref()
+                    .is_some_and(|ssh| owner::dying(ssh.pid().as_raw()));
+                if matches!(event, Event::TestFailed) && dying {
+                    world.held = Some(now + HOLD);
+                } else if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
                     return code;
                 }
             }

@@ -227,6 +227,7 @@ impl Fake {
             .env("AUTOSSH_LOGFILE", self.log_path())
             .env("FAKE_DIR", &self.dir.0)
             .stdin(Stdio::null());
+        default_signals(&mut c);
         c
     }
 
@@ -317,6 +318,30 @@ pub fn messages_of(text: &str) -> Vec<String> {
             None => l.to_string(),
         })
         .collect()
+}
+
+/// Starts `command` with every signal at its default and none blocked,
+/// whatever the test runner was left with: under `nohup`, or as a shell's
+/// background job, HUP, INT and QUIT are ignored, and a program rightly
+/// keeps them so (tests/start.rs). A test that wants them otherwise sets
+/// them in a `pre_exec` of its own, which runs after this one.
+pub fn default_signals(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2), sigemptyset(3) and sigprocmask(2) are
+    // async-signal-safe, on a set of the child's own stack.
+    unsafe {
+        command.pre_exec(|| {
+            for s in 1..32 {
+                if s != libc::SIGKILL && s != libc::SIGSTOP {
+                    libc::signal(s, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
@@ -580,8 +605,32 @@ pub fn descendants(root: i32) -> Vec<i32> {
 }
 
 /// Asserts that process `pid` makes no system call for three seconds, as
-/// strace sees it (`what` is shown if it does).
+/// strace sees it (`what` is shown if it does). The three seconds begin once
+/// it waits in poll (seen three times in a row, 100 ms apart), so that the
+/// work that follows a test, which a busy machine can spread out, is not
+/// taken for idling.
 pub fn assert_idle(pid: i32, what: &dyn std::fmt::Debug) {
+    let in_poll = || {
+        let call = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        let number = call
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok());
+        #[cfg(target_arch = "x86_64")]
+        let polls = [libc::SYS_poll, libc::SYS_ppoll];
+        #[cfg(not(target_arch = "x86_64"))]
+        let polls = [libc::SYS_ppoll];
+        number.is_some_and(|n| polls.contains(&n))
+    };
+    let mut seen = 0;
+    assert!(
+        wait_until(LIMIT, || {
+            seen = if in_poll() { seen + 1 } else { 0 };
+            std::thread::sleep(Duration::from_millis(80));
+            seen >= 3
+        }),
+        "never waiting in poll: {what:?}"
+    );
     let mut s = Command::new("timeout");
     s.args(["-s", "INT", "3", "strace", "-c", "-p", &pid.to_string()]);
     let out = run_bounded(s, LIMIT);
