@@ -81,6 +81,9 @@ impl App {
         let list = fake.dir.path("tunnels.conf");
         fs::write(&list, LIST).unwrap();
         let run = fake.dir.path("run");
+        // The tunnels' ssh gets no FAKE_PLAN: autossh-tunnels starts them
+        // with an environment of its own.
+        fake.plan("hang");
         App { fake, list, run }
     }
 
@@ -106,7 +109,6 @@ impl App {
             .env("AUTOSSH_DSM_GROUPS", self.fake.dir.path("group"))
             .env("AUTOSSH_PUBLIC_KEY", self.fake.dir.path("id.pub"))
             .env("AUTOSSH_SSH_OPTIONS", "-M 0")
-            .env("FAKE_PLAN", "hang")
             .env("GATEWAY_INTERFACE", "CGI/1.1")
             .env("REQUEST_METHOD", method)
             .env("QUERY_STRING", query)
@@ -391,8 +393,7 @@ fn add_edit_restart_delete() {
     c.env("AUTOSSH", autossh_bin())
         .env("AUTOSSH_TUNNELS", &app.list)
         .env("AUTOSSH_RUN_DIR", &app.run)
-        .env("AUTOSSH_SSH_OPTIONS", "-M 0")
-        .env("FAKE_PLAN", "hang");
+        .env("AUTOSSH_SSH_OPTIONS", "-M 0");
     assert!(run_bounded(c, SLOW_LIMIT).status.success());
     let hand = app.pid("hand");
     assert!(hand > 0 && alive(hand));
@@ -459,4 +460,53 @@ fn add_edit_restart_delete() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(app.text(), "# my tunnels\n");
     assert!(wait_until(LIMIT, || !alive(hand)));
+}
+
+/// A tunnel started by the app carries nothing of the request: not DSM's
+/// session cookie, not its token, not the request's variables; neither its
+/// autossh nor its ssh (nor what ssh would run).
+#[test]
+fn a_tunnel_started_by_the_app_carries_nothing_of_the_request() {
+    let app = App::new("app-env");
+    app.fake.plan("env");
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let web = app.pid("web");
+    assert!(web > 0 && alive(web), "{}", r.body);
+    let mut ssh = Vec::new();
+    assert!(wait_until(LIMIT, || {
+        ssh = children_of(web).0;
+        ssh.len() == 1 && app.fake.dir.path(&format!("env.{}", ssh[0])).exists()
+    }));
+    let autossh_env = String::from_utf8_lossy(&fs::read(format!("/proc/{web}/environ")).unwrap())
+        .replace('\0', "\n");
+    let mut ssh_env = String::new();
+    assert!(wait_until(LIMIT, || {
+        ssh_env =
+            fs::read_to_string(app.fake.dir.path(&format!("env.{}", ssh[0]))).unwrap_or_default();
+        ssh_env.contains("\nPATH=") || ssh_env.starts_with("PATH=")
+    }));
+    for (who, env) in [("autossh", &autossh_env), ("ssh", &ssh_env)] {
+        for secret in [
+            "HTTP_COOKIE",
+            "HTTP_X_SYNO_TOKEN",
+            "QUERY_STRING",
+            "REQUEST_METHOD",
+            "GATEWAY_INTERFACE",
+            "CONTENT_TYPE",
+            "REMOTE_ADDR",
+            "AUTOSSH_DSM_AUTHENTICATE",
+            "AUTOSSH_SSH_OPTIONS",
+        ] {
+            assert!(
+                !env.lines().any(|l| l.starts_with(&format!("{secret}="))),
+                "{who} has {secret}:\n{env}"
+            );
+        }
+        assert!(!env.contains("admin-session"), "{who}:\n{env}");
+        assert!(!env.contains(TOKEN), "{who}:\n{env}");
+    }
+    // What it does get: its own files, and autossh's settings.
+    assert!(autossh_env.contains("\nAUTOSSH_PIDFILE="), "{autossh_env}");
+    assert!(autossh_env.contains("\nAUTOSSH_PATH="), "{autossh_env}");
 }

@@ -49,6 +49,9 @@ impl Place {
         let fake = Fake::new(tag);
         let list = fake.dir.path("tunnels.conf");
         let run = fake.dir.path("run");
+        // The tunnels' ssh gets no FAKE_PLAN: autossh-tunnels starts them
+        // with an environment of its own.
+        fake.plan("hang");
         Place { fake, list, run }
     }
 
@@ -61,8 +64,7 @@ impl Place {
         c.env("AUTOSSH", autossh_bin())
             .env("AUTOSSH_TUNNELS", &self.list)
             .env("AUTOSSH_RUN_DIR", &self.run)
-            .env("AUTOSSH_STOP_WAIT", "10")
-            .env("FAKE_PLAN", "hang");
+            .env("AUTOSSH_STOP_WAIT", "10");
         c
     }
 
@@ -707,4 +709,150 @@ fn status_and_metrics_with_a_real_sshd() {
     }
     assert_eq!(p.run(&["stop"]).code, 0);
     assert!(p.autossh_pids().is_empty());
+}
+
+/// Descriptors that autossh-tunnels inherits beyond stdin, stdout and stderr
+/// stay with it: `autossh-tunnels start 3>&1 | cat` ends, since no autossh
+/// holds the pipe.
+#[test]
+fn inherited_descriptors_are_not_handed_on() {
+    let p = Place::new("tun-fds");
+    p.write("tunnel one -M 0 -N me@one\n");
+    let mut fds = [0; 2];
+    // SAFETY: a pipe into a local array; both ends are owned below. Both
+    // close-on-exec: no other test's child may hold them.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read, write) = (fds[0], fds[1]);
+    let mut c = p.command(&["start"]);
+    // SAFETY: dup2 between fork and exec, async-signal-safe: the pipe's
+    // write end as descriptor 3, not close-on-exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(write, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = run_bounded(c, SLOW_LIMIT);
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(write) };
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(p.count("one"), 1);
+    // SAFETY: the read end, owned from here on.
+    let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(read) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut rest);
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(LIMIT).is_ok(),
+        "the tunnel's autossh holds the pipe autossh-tunnels inherited"
+    );
+    assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+/// Whether `text` is what Prometheus' text format allows of a sample line's
+/// labels: `{name="value",...}` with only `\\`, `\"` and `\n` escaped.
+fn labels_are_well_formed(line: &str) -> bool {
+    let Some(open) = line.find('{') else {
+        return true;
+    };
+    let mut chars = line[open + 1..].chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect::<String>();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return false;
+        }
+        if chars.next() != Some('"') {
+            return false;
+        }
+        loop {
+            match chars.next() {
+                Some('\\') => {
+                    if !matches!(chars.next(), Some('\\' | '"' | 'n')) {
+                        return false;
+                    }
+                }
+                Some('"') => break,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        match chars.next() {
+            Some(',') => continue,
+            Some('}') => return chars.next() == Some(' '),
+            _ => return false,
+        }
+    }
+}
+
+/// An autossh that runs with a pid file in the run folder though not in the
+/// list is shown under the pid file's name, whatever it holds: `metrics`
+/// escapes it, so that the whole scrape stays readable.
+#[test]
+fn metrics_escape_what_a_name_holds() {
+    let p = Place::new("tun-metrics");
+    p.write("tunnel good -M 0 -N me@good\n");
+    assert_eq!(p.run(&["start"]).code, 0);
+    fs::create_dir_all(&p.run).unwrap();
+    let odd = "we\"ird\\one";
+    let mut stray = p.fake.autossh(&["-f", "-M", "0", "-N", "me@stray"]);
+    stray
+        .env("AUTOSSH_PIDFILE", p.pid_file(odd))
+        .env("FAKE_PLAN", "hang");
+    assert!(run_bounded(stray, LIMIT).status.success());
+    assert!(wait_until(LIMIT, || p.pid(odd) > 0 && p.count(odd) == 1));
+    let metrics = p.run(&["metrics"]).stdout;
+    assert!(
+        metrics.contains("autossh_tunnel_up{tunnel=\"we\\\"ird\\\\one\"} 0\n"),
+        "{metrics}"
+    );
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        assert!(labels_are_well_formed(line), "{line:?} in\n{metrics}");
+    }
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
+}
+
+/// A FIFO where a tunnel's state or definition file belongs (put there by
+/// whoever can write in the run folder) is refused at once: status, its
+/// JSON, metrics and reload all answer, and stop still stops.
+#[test]
+fn a_fifo_in_the_run_folder_hangs_nothing() {
+    let p = Place::new("tun-fifo");
+    p.write("tunnel one -M 0 -N me@one\n");
+    assert_eq!(p.run(&["start"]).code, 0);
+    let autossh = p.pid("one");
+    assert!(autossh > 0);
+    for ext in ["state", "tunnel"] {
+        let path = p.run.join(format!("one.{ext}"));
+        let _ = fs::remove_file(&path);
+        mkfifo(&path);
+    }
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["status", "one"],
+        &["metrics"],
+        &["reload"],
+    ] {
+        let o = p.run(args);
+        assert!(
+            o.code == 0 || o.code == 3,
+            "{args:?}: {} {}",
+            o.code,
+            o.stderr
+        );
+    }
+    let o = p.run(&["stop"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!alive(autossh));
 }

@@ -489,7 +489,7 @@ fn change(runner: Runner, action: &str, value: Value) -> Answer {
     let mut result: Result<(), (u16, String)> = Ok(());
     let (_, told) = captured(&std::env::temp_dir(), || {
         runner.locked(|r| {
-            let text = match fs::read(&list_path) {
+            let text = match super::read_file(&list_path, super::LIST_MAX, true) {
                 Ok(t) => t,
                 Err(e) => {
                     result = Err((500, format!("cannot read the tunnel list: {}", super::os_error(&e))));

@@ -46,6 +46,48 @@ pub const SETTINGS: [&str; 5] = [
     "AUTOSSH_SSH_OPTIONS",
 ];
 
+/// What a tunnel's autossh gets of the environment this program runs in,
+/// whoever started it (a shell, the package's scripts, the DSM app's CGI
+/// request): these variables, and those beginning with `LC_`. The rest
+/// (a CGI request's `HTTP_COOKIE` and `QUERY_STRING`, a service manager's
+/// `NOTIFY_SOCKET`, this program's own settings) stays here. Of autossh's
+/// own variables, those that make sense for every tunnel pass; the monitor
+/// port (`AUTOSSH_PORT`) is a tunnel's own (`env NAME AUTOSSH_PORT=...`),
+/// and the pid file, state file and gate time are set per tunnel.
+pub const PASSED: [&str; 19] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "AUTOSSH_PATH",
+    "AUTOSSH_POLL",
+    "AUTOSSH_FIRST_POLL",
+    "AUTOSSH_MAXSTART",
+    "AUTOSSH_MAXLIFETIME",
+    "AUTOSSH_MESSAGE",
+    "AUTOSSH_LOGFILE",
+    "AUTOSSH_LOGLEVEL",
+    "AUTOSSH_DEBUG",
+    "AUTOSSH_NETWATCH",
+];
+
+/// The part of `vars` (this program's environment) that every tunnel's
+/// autossh starts with ([`PASSED`]), in their order.
+pub fn passed_environment(vars: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    vars.iter()
+        .filter(|(k, _)| {
+            let k = k.as_bytes();
+            k.starts_with(b"LC_") || PASSED.iter().any(|p| p.as_bytes() == k)
+        })
+        .cloned()
+        .collect()
+}
+
 const USAGE: &str = "usage: autossh-tunnels start | stop | restart [NAME] | reload | status [NAME] [--json] | check | metrics\n";
 
 /// How long a command waits for another one's lock.
@@ -64,6 +106,8 @@ pub struct Settings {
     pub run_dir: PathBuf,
     pub stop_wait: Duration,
     pub ssh_options: Vec<OsString>,
+    /// What every tunnel's autossh starts with ([`passed_environment`]).
+    pub environment: Vec<(OsString, OsString)>,
 }
 
 impl Settings {
@@ -111,6 +155,7 @@ impl Settings {
                 .map_or_else(|| "/var/run/autossh".into(), PathBuf::from),
             stop_wait: Duration::from_secs(stop_wait),
             ssh_options,
+            environment: Vec::new(),
         })
     }
 }
@@ -165,9 +210,15 @@ pub fn parse_args(args: &[OsString]) -> Result<Request, String> {
     Ok(request)
 }
 
-/// Runs the program: `args` is argv, `env` the environment, `exe` where the
+/// Runs the program: `args` is argv, `vars` the environment, `exe` where the
 /// program itself is. Returns the exit status.
-pub fn main(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>, exe: Option<&Path>) -> i32 {
+pub fn main(args: &[OsString], vars: &[(OsString, OsString)], exe: Option<&Path>) -> i32 {
+    let lookup = |name: &str| {
+        vars.iter()
+            .rfind(|(k, _)| k.as_bytes() == name.as_bytes())
+            .map(|(_, v)| v.clone())
+    };
+    let env: &dyn Fn(&str) -> Option<OsString> = &lookup;
     let request = match parse_args(args.get(1..).unwrap_or_default()) {
         Ok(r) => r,
         Err(why) => {
@@ -190,7 +241,10 @@ pub fn main(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>, exe: Opti
         _ => {}
     }
     let settings = match Settings::from_lookup(env, exe.and_then(Path::parent)) {
-        Ok(s) => s,
+        Ok(s) => Settings {
+            environment: passed_environment(vars),
+            ..s
+        },
         Err(why) => {
             eprintln!("autossh-tunnels: {why}");
             return 1;
@@ -262,6 +316,38 @@ fn local_time(t: libc::time_t) -> libc::tm {
 
 /// An error of the system as `strerror` words it, without Rust's
 /// "(os error N)".
+/// The largest tunnel list read.
+pub const LIST_MAX: u64 = 4 << 20;
+/// The largest pid, state or definition file read.
+pub const FILE_MAX: u64 = 64 << 10;
+
+/// The text of the regular file at `path`, at most `max` bytes of it (more
+/// is an error). It is opened without blocking, so that a FIFO or a device
+/// put in its place is refused at once instead of waited on, and unless
+/// `follow`, a symlink at the end of `path` is refused too.
+pub fn read_file(path: &Path, max: u64, follow: bool) -> std::io::Result<Vec<u8>> {
+    let mut flags = libc::O_NONBLOCK;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = Vec::new();
+    file.take(max + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} kB",
+            max >> 10
+        )));
+    }
+    Ok(text)
+}
+
 fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
@@ -296,26 +382,16 @@ impl Runner {
 
     /// The list, or why it cannot be read.
     fn read_list(&self) -> Result<List, String> {
-        let read = || -> std::io::Result<Vec<u8>> {
-            // Never waiting for the writer of a FIFO.
-            let mut file = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.s.list)?;
-            if !file.metadata()?.is_file() {
-                return Err(std::io::Error::other("not a regular file"));
-            }
-            let mut text = Vec::new();
-            file.read_to_end(&mut text)?;
-            Ok(text)
-        };
-        read().map(|text| list::parse(&text)).map_err(|e| {
-            format!(
-                "cannot read the tunnel list {}: {}",
-                shown_path(&self.s.list),
-                os_error(&e)
-            )
-        })
+        // (A list may be a symlink, into a shared folder.)
+        read_file(&self.s.list, LIST_MAX, true)
+            .map(|text| list::parse(&text))
+            .map_err(|e| {
+                format!(
+                    "cannot read the tunnel list {}: {}",
+                    shown_path(&self.s.list),
+                    os_error(&e)
+                )
+            })
     }
 
     /// The list with its wrong lines reported on stderr.
@@ -392,10 +468,7 @@ impl Runner {
     /// The autossh that runs tunnel `name`, if its pid file is believed.
     fn running(&self, name: &OsStr) -> Option<Proc> {
         let path = self.file(name, ".pid");
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            return None;
-        }
-        let pid = procs::parse_pid(&fs::read(&path).ok()?)?;
+        let pid = procs::parse_pid(&read_file(&path, FILE_MAX, false).ok()?)?;
         if pid == std::process::id() as i32 {
             return None;
         }
@@ -522,10 +595,9 @@ impl Runner {
         c.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr);
-        for v in SETTINGS.iter().chain(list::RESERVED.iter()) {
-            c.env_remove(v);
-        }
+            .stderr(stderr)
+            .env_clear()
+            .envs(self.s.environment.iter().map(|(k, v)| (k, v)));
         c.envs(env)
             .env("AUTOSSH_GATETIME", "0")
             .env("AUTOSSH_PIDFILE", self.file(name, ".pid"))
@@ -569,7 +641,7 @@ impl Runner {
             if let Some(p) = self.running(name) {
                 return Ok(p);
             }
-            let state = fs::read(self.file(name, ".state"))
+            let state = read_file(&self.file(name, ".state"), FILE_MAX, false)
                 .ok()
                 .map(|t| crate::statefile::parse(&t));
             if let Some(r) = state.filter(|r| r.state.as_deref() == Some("exited")) {
@@ -752,7 +824,7 @@ impl Runner {
             match name.to_str().and_then(|n| list.get(n)) {
                 None => stopping.push((name, p)),
                 Some(tunnel) => {
-                    let was = fs::read(self.file(&name, ".tunnel")).ok();
+                    let was = read_file(&self.file(&name, ".tunnel"), FILE_MAX, false).ok();
                     if was.as_deref() != Some(&self.definition(tunnel)[..]) {
                         stopping.push((name, p));
                         changed.push(tunnel.name.clone());
@@ -779,7 +851,7 @@ impl Runner {
     /// though no longer listed.
     fn seen(&self, list: Option<&List>) -> Vec<Seen> {
         let record = |name: &OsStr| {
-            fs::read(self.file(name, ".state"))
+            read_file(&self.file(name, ".state"), FILE_MAX, false)
                 .ok()
                 .map(|t| crate::statefile::parse(&t))
         };
@@ -957,6 +1029,34 @@ mod tests {
         assert!(args(&["restart", ".x"])
             .unwrap_err()
             .contains("not a tunnel name"));
+    }
+
+    #[test]
+    fn only_the_allowed_environment_is_passed() {
+        let vars: Vec<(OsString, OsString)> = [
+            ("HTTP_COOKIE", "id=secret"),
+            ("PATH", "/bin"),
+            ("LC_TIME", "C"),
+            ("QUERY_STRING", "a=b"),
+            ("AUTOSSH_POLL", "30"),
+            ("AUTOSSH_PORT", "20000"),
+            ("AUTOSSH_PIDFILE", "/tmp/x"),
+            ("AUTOSSH_SSH_OPTIONS", "-i key"),
+            ("NOTIFY_SOCKET", "/run/systemd/notify"),
+            ("LC", "x"),
+            ("TZ", "UTC"),
+        ]
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+        let passed: Vec<String> = passed_environment(&vars)
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        assert_eq!(
+            passed,
+            ["PATH=/bin", "LC_TIME=C", "AUTOSSH_POLL=30", "TZ=UTC"]
+        );
     }
 
     #[test]

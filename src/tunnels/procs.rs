@@ -42,6 +42,35 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Marks every open descriptor from `first` up close-on-exec: those found in
+/// /proc/self/fd, or without /proc every number below the descriptor limit
+/// (at most 65,536).
+pub fn close_on_exec_from(first: i32) {
+    let mark = |fd: i32| {
+        // SAFETY: F_GETFD/F_SETFD on a number: at worst EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    };
+    match fs::read_dir("/proc/self/fd") {
+        Ok(dir) => {
+            let open: Vec<i32> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            // (The folder's own descriptor is in the list; it is closed by now.)
+            open.into_iter().filter(|&fd| fd >= first).for_each(mark);
+        }
+        Err(_) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1024, |(soft, _)| soft.min(65_536) as i32);
+            (first..limit).for_each(mark);
+        }
+    }
+}
+
 /// The value of `key` in the process's environment, where we may read it
 /// (our own user's processes, or anyone's for root).
 pub fn environ_value(pid: i32, key: &str) -> Option<Vec<u8>> {

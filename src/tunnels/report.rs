@@ -188,6 +188,21 @@ pub fn json(
     out
 }
 
+/// A label value as the exposition format writes it: `\`, `"` and line
+/// feeds escaped.
+pub fn label_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Prometheus' text format, for node exporter's textfile collector.
 pub fn metrics(problems: usize, seen: &[Seen]) -> String {
     let mut out = String::new();
@@ -197,8 +212,9 @@ pub fn metrics(problems: usize, seen: &[Seen]) -> String {
             out.push_str(&format!("{name}{{{labels}}} {value}\n"));
         }
     };
-    // Names are letters, digits, `_ - .`: nothing in them needs escaping.
-    let label = |s: &Seen| format!("tunnel=\"{}\"", s.name);
+    // A listed tunnel's name needs no escaping, but one that runs unlisted
+    // is named after its pid file, which may hold anything.
+    let label = |s: &Seen| format!("tunnel=\"{}\"", label_value(&s.name));
     family(
         "autossh_tunnel_up",
         "gauge",
@@ -274,6 +290,12 @@ pub fn metrics(problems: usize, seen: &[Seen]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("plain-name.1"), "plain-name.1");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     fn when(t: i64) -> String {
         format!("@{t}")

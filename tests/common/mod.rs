@@ -98,8 +98,11 @@ impl Drop for TempDir {
 }
 
 /// The fake ssh. Each run appends its pid to `pids` and writes its argv
-/// (NUL-separated) to `argv.PID`. What it
-/// does comes from FAKE_PLAN in its environment: one word per run (the last word
+/// (NUL-separated) to `argv.PID`. Its folder is FAKE_DIR, or where the
+/// script is (for an ssh started with an environment of its own, as
+/// autossh-tunnels starts tunnels); it puts FAKE_DIR in its environment. What it
+/// does comes from FAKE_PLAN in its environment, else the file `plan` of its
+/// folder ([`Fake::plan`]): one word per run (the last word
 /// repeats), each `exit:N`, `sleep:S:N` (sleep S seconds, exit N), `hang`,
 /// `stubborn` (hang ignoring SIGTERM), `kill:SIG` (kill itself with SIG), `fds`
 /// (list its open descriptors, as `ls` after exec, into `fds.PID`, and exit 0),
@@ -115,13 +118,15 @@ impl Drop for TempDir {
 /// `wrong`, `wrongloop`, `slowloop` (as loop, 0.3 s late), `record`,
 /// `swallowrecord`).
 const FAKE_SSH: &str = r#"#!/bin/bash
-d="$FAKE_DIR"
+d="${FAKE_DIR:-${0%/*}}"
+export FAKE_DIR="$d"
 # The argv first: a pid in pids always has its argv.
 printf '%s\0' "$@" > "$d/argv.$$"
 echo $$ >> "$d/pids"
 forward=$2
 n=$(wc -l < "$d/pids")
-set -- ${FAKE_PLAN:-exit:0}
+[ -n "${FAKE_PLAN:-}" ] || FAKE_PLAN=$(cat "$d/plan" 2>/dev/null) || FAKE_PLAN=exit:0
+set -- $FAKE_PLAN
 while [ $# -gt 1 ] && [ $n -gt 1 ]; do shift; n=$((n - 1)); done
 case "$1" in
 exit:*) exit "${1#exit:}" ;;
@@ -207,6 +212,11 @@ impl Fake {
 
     pub fn ssh(&self) -> PathBuf {
         self.dir.path("ssh")
+    }
+
+    /// What the fake does when FAKE_PLAN does not reach it.
+    pub fn plan(&self, plan: &str) {
+        fs::write(self.dir.path("plan"), plan).unwrap();
     }
 
     pub fn log_path(&self) -> PathBuf {
