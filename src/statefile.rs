@@ -16,7 +16,10 @@
 //!
 //! The file is replaced whole: written to a temporary file in the same
 //! folder (created new, never through a symlink), then renamed over the old
-//! one, so a reader sees the old state or the new, never part of one.
+//! one, so a reader sees the old state or the new, never part of one. The
+//! temporary's name is drawn anew at every write (`NAME.RANDOM.tmp`), so
+//! that another user of a folder others can write (a sticky `/tmp`) cannot
+//! take it first; a name that is taken is passed over for another.
 //! Readable by others, like a pid file.
 
 use std::ffi::OsStr;
@@ -29,10 +32,9 @@ use std::path::{Path, PathBuf};
 use crate::machine::{State, Status};
 use crate::messages::{self, Note};
 
-/// The file and its temporary sibling.
+/// The file, replaced through a temporary sibling.
 pub struct StateFile {
     path: PathBuf,
-    temporary: PathBuf,
 }
 
 /// What the event loop knows besides the decisions' [`Status`], in the
@@ -134,10 +136,7 @@ pub fn starting(since: i64, pid: u32) -> Vec<u8> {
 impl StateFile {
     /// For the file at `path` (made absolute by the caller).
     pub fn new(path: PathBuf) -> StateFile {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}.tmp", std::process::id()));
-        let temporary = path.with_file_name(name);
-        StateFile { path, temporary }
+        StateFile { path }
     }
 
     pub fn path(&self) -> &Path {
@@ -146,20 +145,35 @@ impl StateFile {
 
     /// Replaces the file with `text`, whole.
     pub fn write(&self, text: &[u8]) -> io::Result<()> {
-        // A temporary left by a run of ours that was killed mid-write.
-        let _ = std::fs::remove_file(&self.temporary);
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&self.temporary)
-            .and_then(|mut file| file.write_all(text));
-        if let Err(e) = written.and_then(|()| std::fs::rename(&self.temporary, &self.path)) {
-            let _ = std::fs::remove_file(&self.temporary);
-            return Err(e);
+        let mut taken = None;
+        // A name taken eight times running is no accident: the error says so.
+        for _ in 0..8 {
+            let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".{:016x}.tmp", crate::random::u64()));
+            let temporary = self.path.with_file_name(name);
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&temporary);
+            let mut file = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    taken = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let written = file
+                .write_all(text)
+                .and_then(|()| std::fs::rename(&temporary, &self.path));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            return written;
         }
-        Ok(())
+        Err(taken.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
     }
 }
 

@@ -99,6 +99,9 @@ struct World {
     held: Option<Time>,
     /// What was last published, and what the file says besides.
     published: Option<Status>,
+    /// Whether the last write of the state file failed: a failure is
+    /// logged once, until a write succeeds again.
+    unwritable: bool,
     facts: Facts,
 }
 
@@ -146,13 +149,18 @@ impl World {
             &self.settings.name,
             &self.settings.argv[0],
         );
-        if let Err(e) = file.write(&text) {
+        match file.write(&text) {
             // Supervision goes on; the next change tries again.
-            log::warn!(
-                "{}: {}",
-                statefile::cannot_write(file.path()),
-                OsError::from(e)
-            );
+            Err(e) if !self.unwritable => {
+                self.unwritable = true;
+                log::warn!(
+                    "{}: {}",
+                    statefile::cannot_write(file.path()),
+                    OsError::from(e)
+                );
+            }
+            Err(_) => {}
+            Ok(()) => self.unwritable = false,
         }
     }
 
@@ -323,6 +331,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         began,
         trim: false,
         published: None,
+        unwritable: false,
         facts: Facts {
             pid: std::process::id(),
             ..Facts::default()

@@ -279,3 +279,68 @@ fn idle_with_a_state_file_makes_no_system_call() {
     assert_idle(r.pid, &fake.messages());
     r.stop();
 }
+
+/// The state file in a folder others can write (a sticky `/tmp`): another
+/// user who makes the temporary file's name first cannot freeze it; and a
+/// folder that stops being writable is told once, not at every change.
+#[test]
+fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !need_root() {
+        return;
+    }
+    let fake = Fake::new("state-shared");
+    // autossh runs as nobody; its fake ssh writes in the fake's folder.
+    fs::set_permissions(&fake.dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let shared = fake.dir.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = shared.join("t.state");
+    let mut c = fake.autossh(&["-M", "0", "host"]);
+    c.env("FAKE_PLAN", "hang")
+        .env("AUTOSSH_GATETIME", "0")
+        .env("AUTOSSH_STATEFILE", &path);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let r = Running::start(c);
+    assert!(wait_state(&path, "up", Some("1")), "{:?}", fake.messages());
+    // Another user (root, here) takes the names a writer could be expected
+    // to use: the pid's, and a plain one.
+    for name in [format!("t.state.{}.tmp", r.pid), "t.state.tmp".to_string()] {
+        fs::write(shared.join(name), "taken").unwrap();
+    }
+    let kill_ssh = |starts: usize| {
+        let ssh = *fake.pids().last().unwrap();
+        signal(ssh, libc::SIGKILL);
+        assert!(wait_until(LIMIT, || fake.runs() == starts), "{:?}", fake.messages());
+    };
+    kill_ssh(2);
+    assert!(wait_state(&path, "up", Some("2")), "{:?}", state(&path));
+    // The folder no longer writable: several changes, one warning.
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    kill_ssh(3);
+    kill_ssh(4);
+    assert!(wait_until(LIMIT, || fake.count_log("starting ssh (count 4)") == 1));
+    assert_eq!(
+        fake.count_log("cannot write state file"),
+        1,
+        "{:?}",
+        fake.messages()
+    );
+    // Writable again: the file follows once more.
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    kill_ssh(5);
+    assert!(wait_state(&path, "up", Some("5")), "{:?}", state(&path));
+    r.stop();
+}
