@@ -323,7 +323,11 @@ fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
     let kill_ssh = |starts: usize| {
         let ssh = *fake.pids().last().unwrap();
         signal(ssh, libc::SIGKILL);
-        assert!(wait_until(LIMIT, || fake.runs() == starts), "{:?}", fake.messages());
+        assert!(
+            wait_until(LIMIT, || fake.runs() == starts),
+            "{:?}",
+            fake.messages()
+        );
     };
     kill_ssh(2);
     assert!(wait_state(&path, "up", Some("2")), "{:?}", state(&path));
@@ -331,7 +335,9 @@ fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
     kill_ssh(3);
     kill_ssh(4);
-    assert!(wait_until(LIMIT, || fake.count_log("starting ssh (count 4)") == 1));
+    assert!(wait_until(LIMIT, || fake
+        .count_log("starting ssh (count 4)")
+        == 1));
     assert_eq!(
         fake.count_log("cannot write state file"),
         1,

@@ -856,3 +856,49 @@ fn a_fifo_in_the_run_folder_hangs_nothing() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!alive(autossh));
 }
+
+/// A pid file whose pid now belongs to another user's process that has the
+/// pid file's path in its environment (as an autossh of that user could):
+/// not believed, not signalled. A tunnel is ours only when its process runs
+/// as the user who runs the tunnels.
+#[test]
+fn another_users_process_is_not_a_tunnel() {
+    use std::os::unix::process::CommandExt;
+    if !need_root() {
+        return;
+    }
+    let p = Place::new("tl-user");
+    p.write(&line("one"));
+    fs::create_dir_all(&p.run).unwrap();
+    let mut c = Command::new("sleep");
+    c.arg("60")
+        .env("AUTOSSH_PIDFILE", p.pid_file("one"))
+        .stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let stranger = Running::start(c);
+    fs::write(p.pid_file("one"), format!("{}\n", stranger.pid)).unwrap();
+    let o = p.run(&["status", "one"]);
+    assert_eq!(o.code, 3, "{}", o.stdout);
+    assert!(o.stdout.contains("one: stopped"), "{}", o.stdout);
+    let o = p.run(&["stop"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(alive(stranger.pid), "stop signalled another user's process");
+    fs::write(p.pid_file("one"), format!("{}\n", stranger.pid)).unwrap();
+    let o = p.run(&["start"]);
+    assert!(o.stdout.contains("one: started"), "{}", o.stdout);
+    assert_ne!(p.pid("one"), stranger.pid);
+    assert!(alive(stranger.pid));
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(alive(stranger.pid), "stop signalled another user's process");
+}

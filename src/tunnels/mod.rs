@@ -326,6 +326,15 @@ pub const FILE_MAX: u64 = 64 << 10;
 /// put in its place is refused at once instead of waited on, and unless
 /// `follow`, a symlink at the end of `path` is refused too.
 pub fn read_file(path: &Path, max: u64, follow: bool) -> std::io::Result<Vec<u8>> {
+    read_regular(path, max, follow).map(|(text, _)| text)
+}
+
+/// As [`read_file`], with what the file's metadata says (its owner).
+pub fn read_regular(
+    path: &Path,
+    max: u64,
+    follow: bool,
+) -> std::io::Result<(Vec<u8>, fs::Metadata)> {
     let mut flags = libc::O_NONBLOCK;
     if !follow {
         flags |= libc::O_NOFOLLOW;
@@ -334,7 +343,8 @@ pub fn read_file(path: &Path, max: u64, follow: bool) -> std::io::Result<Vec<u8>
         .read(true)
         .custom_flags(flags)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
     let mut text = Vec::new();
@@ -345,7 +355,7 @@ pub fn read_file(path: &Path, max: u64, follow: bool) -> std::io::Result<Vec<u8>
             max >> 10
         )));
     }
-    Ok(text)
+    Ok((text, meta))
 }
 
 fn os_error(e: &std::io::Error) -> String {
@@ -468,11 +478,18 @@ impl Runner {
     /// The autossh that runs tunnel `name`, if its pid file is believed.
     fn running(&self, name: &OsStr) -> Option<Proc> {
         let path = self.file(name, ".pid");
-        let pid = procs::parse_pid(&read_file(&path, FILE_MAX, false).ok()?)?;
+        let (text, meta) = read_regular(&path, FILE_MAX, false).ok()?;
+        let pid = procs::parse_pid(&text)?;
         if pid == std::process::id() as i32 {
             return None;
         }
         let process = Proc::of(pid)?;
+        // A tunnel runs as the user who runs the tunnels, who wrote its pid
+        // file: another user's process is never one, whatever its
+        // environment says.
+        if procs::owner(pid) != Some(std::os::unix::fs::MetadataExt::uid(&meta)) {
+            return None;
+        }
         let holds = |pid: i32| {
             procs::environ_value(pid, "AUTOSSH_PIDFILE")
                 .and_then(|v| procs::resolved(Path::new(OsStr::from_bytes(&v))))

@@ -71,6 +71,12 @@ pub fn close_on_exec_from(first: i32) {
     }
 }
 
+/// The user a process runs as (its effective uid, as /proc shows it).
+pub fn owner(pid: i32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+}
+
 /// The value of `key` in the process's environment, where we may read it
 /// (our own user's processes, or anyone's for root).
 pub fn environ_value(pid: i32, key: &str) -> Option<Vec<u8>> {
