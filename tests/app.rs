@@ -510,3 +510,44 @@ fn a_tunnel_started_by_the_app_carries_nothing_of_the_request() {
     assert!(autossh_env.contains("\nAUTOSSH_PIDFILE="), "{autossh_env}");
     assert!(autossh_env.contains("\nAUTOSSH_PATH="), "{autossh_env}");
 }
+
+/// A list that is a symlink (into a shared folder edited over the network)
+/// stays one: a save writes its target, and what is written at the target
+/// later is what the app shows.
+#[test]
+fn a_list_that_is_a_symlink_stays_one() {
+    let app = App::new("app-link");
+    let shared = app.fake.dir.path("shared");
+    fs::create_dir(&shared).unwrap();
+    let target = shared.join("tunnels.conf");
+    fs::rename(&app.list, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &app.list).unwrap();
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(fs::symlink_metadata(&app.list)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let text = fs::read_to_string(&target).unwrap();
+    assert!(text.starts_with(LIST), "{text}");
+    assert!(text.contains("\ntunnel web "), "{text}");
+    fs::write(&target, format!("{text}tunnel later -M 0 -N me@later\n")).unwrap();
+    let j = app.json();
+    assert!(j["tunnels"]["later"].is_object(), "{j}");
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 1);
+}
+
+/// DSM's authenticate.cgi names the session's user and says so with its
+/// exit status: a name with a failure status is no session.
+#[test]
+fn an_authentication_that_failed_is_not_a_session() {
+    let app = App::new("app-authfail");
+    let auth = app.fake.dir.path("authenticate.cgi");
+    fs::write(&auth, "#!/bin/sh\necho admin\nexit 1\n").unwrap();
+    let r = app.get("list");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains("hand"), "{}", r.body);
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(app.text(), LIST);
+}

@@ -902,3 +902,43 @@ fn another_users_process_is_not_a_tunnel() {
     assert_eq!(p.run(&["stop"]).code, 0);
     assert!(alive(stranger.pid), "stop signalled another user's process");
 }
+
+/// A run folder that others can write in, or that another user owns, is
+/// not used: start says why, and starts and leaves nothing.
+#[test]
+fn a_foreign_run_folder_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Place::new("tl-foreign");
+    p.write(&line("one"));
+    fs::create_dir_all(&p.run).unwrap();
+    fs::set_permissions(&p.run, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("can be written by others (mode 0777); nothing changed"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(p.count("one"), 0);
+    assert!(!p.run.join(".lock").exists());
+    fs::set_permissions(&p.run, fs::Permissions::from_mode(0o755)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&p.run, Some(65534), Some(65534)).unwrap();
+        let o = p.run(&["start"]);
+        assert_eq!(o.code, 1, "{}", o.stdout);
+        assert!(
+            o.stderr
+                .contains("belongs to another user (uid 65534, not 0)"),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(p.count("one"), 0);
+        std::os::unix::fs::chown(&p.run, Some(0), Some(0)).unwrap();
+    }
+    // The folder as it should be: it runs.
+    let o = p.run(&["start"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(p.count("one"), 1);
+    assert_eq!(p.run(&["stop"]).code, 0);
+}

@@ -205,7 +205,10 @@ fn session_user(dsm: &Dsm, env: &dyn Fn(&str) -> Option<OsString>, token: &str) 
             }
         }
     };
-    let _ = status;
+    // DSM's answer counts only when it says so with its status too.
+    if !status.success() {
+        return None;
+    }
     let mut said = Vec::new();
     let _ = (&mut out).take(4096).read_to_end(&mut said);
     let user = String::from_utf8(said).ok()?.trim().to_string();
@@ -252,7 +255,18 @@ fn captured(dir: &Path, work: impl FnOnce() -> i32) -> (i32, String) {
 
 /// Replaces the list with `text`, whole: a new file beside it, renamed
 /// over it, with the old one's permissions.
+/// Replaces the list with `text`, whole: through a temporary in its folder,
+/// renamed over it. A list that is a symlink (into a shared folder edited
+/// over the network) stays one: its target is what is replaced, in the
+/// target's folder.
 fn write_list(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let target;
+    let path = if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        target = fs::canonicalize(path)?;
+        target.as_path()
+    } else {
+        path
+    };
     let mode = fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.tmp", std::process::id()));

@@ -358,6 +358,29 @@ pub fn read_regular(
     Ok((text, meta))
 }
 
+/// What is wrong with a run folder of `meta` for this user, if anything:
+/// it is not a folder, another user owns it, or others can write in it.
+fn foreign_folder(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() {
+        Some("is not a folder".into())
+    } else if meta.uid() != me {
+        Some(format!(
+            "belongs to another user (uid {}, not {me})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "can be written by others (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
+}
+
 fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
@@ -429,6 +452,19 @@ impl Runner {
         }
         if let Ok(dir) = fs::canonicalize(&self.s.run_dir) {
             self.s.run_dir = dir;
+        }
+        // Another user who owns the folder, or can write in it, could hold
+        // its lock or plant pid files: such a folder is not used.
+        let wrong = match fs::metadata(&self.s.run_dir) {
+            Ok(meta) => foreign_folder(&meta),
+            Err(e) => Some(format!("cannot be read: {}", os_error(&e))),
+        };
+        if let Some(why) = wrong {
+            eprintln!(
+                "autossh-tunnels: the run folder {} {why}; nothing changed",
+                shown_path(&self.s.run_dir)
+            );
+            return 1;
         }
         // Opened close-on-exec, as every file of the standard library: no
         // autossh started under it holds it.
