@@ -942,3 +942,99 @@ fn a_foreign_run_folder_is_refused() {
     assert_eq!(p.count("one"), 1);
     assert_eq!(p.run(&["stop"]).code, 0);
 }
+
+/// Whether the kernel is at least `major.minor` (uname's release).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// A monitoring job that runs as another user than the tunnels' (here
+/// nobody, the tunnels root's) cannot read autossh's environment: status
+/// tells by what it can read, the pid file's owner and age, and says up.
+/// Where /proc hides other users' processes from it, it says unknown, with
+/// why, and exit 4: never stopped.
+#[test]
+fn another_user_is_told_the_truth() {
+    use std::os::unix::fs::PermissionsExt;
+    if !need_root() {
+        return;
+    }
+    let p = Place::new("tl-monitor");
+    p.write(&line("one"));
+    assert_eq!(p.run(&["start"]).code, 0);
+    assert!(wait_until(LIMIT, || p
+        .run(&["status"])
+        .stdout
+        .starts_with("one: up")));
+    let autossh = p.pid("one");
+    // The program where nobody may run it.
+    let bin = p.fake.dir.path("autossh-tunnels");
+    fs::copy(tunnels_bin(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str], hidden: bool| -> Out {
+        let drop = "setpriv --reuid=65534 --regid=65534 --clear-groups --";
+        let mut c = Command::new("unshare");
+        if hidden {
+            // A /proc of its own (Linux 5.8 and later: a new instance, the
+            // host's untouched) that hides other users' processes.
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(format!(
+                    "mount -t proc -o hidepid=2 proc /proc && exec {drop} \"$@\""
+                ));
+        } else {
+            c.args(["sh", "-c"]).arg(format!("exec {drop} \"$@\""));
+        }
+        c.arg("sh")
+            .arg(&bin)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("AUTOSSH_TUNNELS", &p.list)
+            .env("AUTOSSH_RUN_DIR", &p.run)
+            .stdin(Stdio::null());
+        let o = run_bounded(c, SLOW_LIMIT);
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    let o = as_nobody(&["status"], false);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.starts_with("one: up"), "{}", o.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&as_nobody(&["status", "--json"], false).stdout).unwrap();
+    assert_eq!(json["tunnels"][0]["state"], "up", "{json}");
+    assert_eq!(json["tunnels"][0]["pid"], autossh, "{json}");
+    let metrics = as_nobody(&["metrics"], false).stdout;
+    assert!(
+        metrics.contains("autossh_tunnel_up{tunnel=\"one\"} 1\n"),
+        "{metrics}"
+    );
+    if kernel_at_least(5, 8) {
+        let o = as_nobody(&["status"], true);
+        assert_eq!(o.code, 4, "{}{}", o.stdout, o.stderr);
+        assert_eq!(
+            o.stdout,
+            format!("one: unknown: pid {autossh} runs, but this user cannot see its process\n")
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&as_nobody(&["status", "--json"], true).stdout).unwrap();
+        assert_eq!(json["tunnels"][0]["state"], "unknown", "{json}");
+        assert_eq!(json["tunnels"][0]["running"], serde_json::Value::Null);
+        let metrics = as_nobody(&["metrics"], true).stdout;
+        assert!(
+            metrics.contains("autossh_tunnel_state{tunnel=\"one\",state=\"unknown\"} 1\n"),
+            "{metrics}"
+        );
+    } else {
+        eprintln!("skipped: a /proc of its own needs Linux 5.8");
+    }
+    // Nothing of this touched the tunnel.
+    assert!(alive(autossh));
+    assert_eq!(p.run(&["stop"]).code, 0);
+}

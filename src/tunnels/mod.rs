@@ -396,6 +396,27 @@ struct Runner {
     s: Settings,
 }
 
+/// What a pid file is believed to say.
+enum Belief {
+    /// The tunnel's autossh.
+    Ours(Proc),
+    /// A process runs, but whether it is the tunnel's cannot be told: why.
+    Unknown(String),
+    /// Nothing of the tunnel's runs.
+    No,
+}
+
+impl Belief {
+    /// As `status` shows it: the pid believed, or why it cannot be told.
+    fn shown(self) -> (Option<i32>, Option<String>) {
+        match self {
+            Belief::Ours(p) => (Some(p.pid), None),
+            Belief::Unknown(why) => (None, Some(why)),
+            Belief::No => (None, None),
+        }
+    }
+}
+
 /// The outcome of a start.
 enum Started {
     Now(Proc),
@@ -513,18 +534,54 @@ impl Runner {
 
     /// The autossh that runs tunnel `name`, if its pid file is believed.
     fn running(&self, name: &OsStr) -> Option<Proc> {
-        let path = self.file(name, ".pid");
-        let (text, meta) = read_regular(&path, FILE_MAX, false).ok()?;
-        let pid = procs::parse_pid(&text)?;
-        if pid == std::process::id() as i32 {
-            return None;
+        match self.belief(name) {
+            Belief::Ours(p) => Some(p),
+            Belief::Unknown(_) | Belief::No => None,
         }
-        let process = Proc::of(pid)?;
+    }
+
+    /// Whether tunnel `name`'s pid file is believed. The user who runs the
+    /// tunnels checks the process's environment; another user (a monitoring
+    /// job) cannot read it, and believes a process of the pid file's owner
+    /// that started before the pid file was written (a pid passed on to
+    /// another process would have started after). Where even that cannot be
+    /// seen (/proc hides other users' processes), it says so.
+    fn belief(&self, name: &OsStr) -> Belief {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.file(name, ".pid");
+        let Ok((text, meta)) = read_regular(&path, FILE_MAX, false) else {
+            return Belief::No;
+        };
+        let Some(pid) = procs::parse_pid(&text) else {
+            return Belief::No;
+        };
+        if pid == std::process::id() as i32 {
+            return Belief::No;
+        }
+        let Some(process) = Proc::of(pid) else {
+            if procs::exists(pid) && !procs::environ_readable(pid) {
+                return Belief::Unknown(format!(
+                    "pid {pid} runs, but this user cannot see its process"
+                ));
+            }
+            return Belief::No;
+        };
         // A tunnel runs as the user who runs the tunnels, who wrote its pid
         // file: another user's process is never one, whatever its
         // environment says.
-        if procs::owner(pid) != Some(std::os::unix::fs::MetadataExt::uid(&meta)) {
-            return None;
+        if procs::owner(pid) != Some(meta.uid()) {
+            return Belief::No;
+        }
+        if !procs::environ_readable(pid) {
+            let written = meta.mtime() as f64 + meta.mtime_nsec() as f64 / 1e9;
+            return match procs::started_at(process.start_ticks()) {
+                // (The boot time is whole seconds: a second's slack.)
+                Some(started) if started <= written + 1.5 => Belief::Ours(process),
+                Some(_) => Belief::No,
+                None => Belief::Unknown(format!(
+                    "this user cannot tell whether pid {pid} is its autossh"
+                )),
+            };
         }
         let holds = |pid: i32| {
             procs::environ_value(pid, "AUTOSSH_PIDFILE")
@@ -532,34 +589,43 @@ impl Runner {
                 .is_some_and(|v| Some(v) == procs::resolved(&path))
         };
         if !holds(pid) {
-            return None;
+            return Belief::No;
         }
         // Its ssh has the variable too; the autossh is its parent.
-        let parent = procs::stat(pid)?.ppid;
+        let Some(parent) = procs::stat(pid).map(|s| s.ppid) else {
+            return Belief::No;
+        };
         if parent > 1 && holds(parent) {
-            return None;
+            return Belief::No;
         }
-        Some(process)
+        Belief::Ours(process)
     }
 
     /// Every tunnel with a pid file in the run folder, whatever its name,
     /// and whether it is believed.
     fn pid_files(&self) -> Vec<(OsString, Option<Proc>)> {
+        self.pid_file_names()
+            .into_iter()
+            .map(|name| {
+                let p = self.running(&name);
+                (name, p)
+            })
+            .collect()
+    }
+
+    /// The names of the pid files in the run folder, sorted.
+    fn pid_file_names(&self) -> Vec<OsString> {
         let Ok(dir) = fs::read_dir(&self.s.run_dir) else {
             return Vec::new();
         };
-        let mut found: Vec<(OsString, Option<Proc>)> = dir
+        let mut found: Vec<OsString> = dir
             .filter_map(|e| {
                 let file = e.ok()?.file_name();
                 let name = file.as_bytes().strip_suffix(b".pid")?;
                 (!name.is_empty()).then(|| OsString::from_vec(name.to_vec()))
             })
-            .map(|name| {
-                let p = self.running(&name);
-                (name, p)
-            })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.sort();
         found
     }
 
@@ -921,25 +987,32 @@ impl Runner {
             )
             .map(|(t, disabled)| {
                 let name = OsStr::new(&t.name);
+                let (pid, unknown) = self.belief(name).shown();
                 Seen {
                     name: t.name.clone(),
                     listed: true,
                     disabled,
-                    pid: self.running(name).map(|p| p.pid),
+                    pid,
+                    unknown,
                     record: record(name),
                 }
             })
             .collect();
-        for (name, p) in self.pid_files() {
+        for name in self.pid_file_names() {
             let listed = name.to_str().is_some_and(|n| {
                 list.is_some_and(|l| l.get(n).is_some() || l.disabled(n).is_some())
             });
-            if let (Some(p), false) = (p, listed) {
+            if listed {
+                continue;
+            }
+            let (pid, unknown) = self.belief(&name).shown();
+            if pid.is_some() || unknown.is_some() {
                 seen.push(Seen {
                     name: list::shown(name.as_bytes(), 70),
                     listed: false,
                     disabled: false,
-                    pid: Some(p.pid),
+                    pid,
+                    unknown,
                     record: record(&name),
                 });
             }

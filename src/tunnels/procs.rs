@@ -71,6 +71,37 @@ pub fn close_on_exec_from(first: i32) {
     }
 }
 
+/// Whether a process has `pid`, seen or not: kill(2) with no signal, which
+/// says EPERM for another user's process that /proc hides (`hidepid`).
+pub fn exists(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(Errno::ESRCH)
+        )
+}
+
+/// Whether this user may read the process's environment (its own user's
+/// processes, or anyone's for root).
+pub fn environ_readable(pid: i32) -> bool {
+    fs::File::open(format!("/proc/{pid}/environ")).is_ok()
+}
+
+/// The Unix time (seconds) a process started, from its start in clock
+/// ticks after boot and the boot time /proc/stat gives.
+pub fn started_at(start_ticks: u64) -> Option<f64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let boot: f64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf only reads a system setting.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| boot + start_ticks as f64 / ticks as f64)
+}
+
 /// The user a process runs as (its effective uid, as /proc shows it).
 pub fn owner(pid: i32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
@@ -95,6 +126,11 @@ impl Proc {
             pid,
             start: s.start,
         })
+    }
+
+    /// When it started, in clock ticks after boot.
+    pub fn start_ticks(&self) -> u64 {
+        self.start
     }
 
     /// Whether it still runs (not a zombie, not a new process with its pid).

@@ -12,16 +12,21 @@ pub struct Seen {
     pub listed: bool,
     /// Listed as `disabled`: kept, not run.
     pub disabled: bool,
-    /// The autossh that runs it, believed (see `Runner::running`).
+    /// The autossh that runs it, believed (see `Runner::belief`).
     pub pid: Option<i32>,
+    /// Why it cannot be told whether an autossh of it runs (another user,
+    /// who cannot see enough of the process), where that is so.
+    pub unknown: Option<String>,
     /// Its state file, where there is one.
     pub record: Option<Record>,
 }
 
 /// Every state a tunnel can be shown in: autossh's own, `running` for an
-/// autossh that keeps no state file, and `stopped`.
-pub const STATES: [&str; 9] = [
+/// autossh that keeps no state file, `stopped`, `disabled`, and `unknown`
+/// where this user cannot tell whether it runs.
+pub const STATES: [&str; 10] = [
     "starting", "up", "down", "waiting", "stopping", "exited", "running", "stopped", "disabled",
+    "unknown",
 ];
 
 impl Seen {
@@ -33,6 +38,9 @@ impl Seen {
     /// one that keeps none), else `exited` where it said so, else `stopped`.
     pub fn state(&self) -> &str {
         let said = self.record.as_ref().and_then(|r| r.state.as_deref());
+        if self.unknown.is_some() {
+            return "unknown";
+        }
         match (self.pid, said) {
             (Some(_), Some(state)) => state,
             (Some(_), None) => "running",
@@ -43,6 +51,9 @@ impl Seen {
     }
 
     fn reason(&self) -> Option<String> {
+        if let Some(why) = &self.unknown {
+            return Some(why.clone());
+        }
         let record = self.record.as_ref()?;
         record.reason.as_deref().map(|r| shown(r, 300))
     }
@@ -86,6 +97,7 @@ impl Seen {
                 format!("exited{status}{at}{because}")
             }
             "stopping" => "stopping".to_string(),
+            "unknown" => format!("unknown{because}"),
             other => format!("{}{since}{because}", shown(other.as_bytes(), 20)),
         };
         if !self.listed {
@@ -97,9 +109,13 @@ impl Seen {
 
 /// `status`'s exit status over the listed tunnels that are not disabled
 /// (DSM's codes): 0 when
-/// every one runs, 3 when none does (or none is listed), else 1.
+/// every one runs, 3 when none does (or none is listed), else 1; 4 (the
+/// LSB's "unknown") when this user cannot tell for one of them.
 pub fn exit_status(seen: &[Seen]) -> i32 {
     let listed: Vec<&Seen> = seen.iter().filter(|s| s.listed && !s.disabled).collect();
+    if listed.iter().any(|s| s.unknown.is_some()) {
+        return 4;
+    }
     let running = listed.iter().filter(|s| s.running()).count();
     if running == 0 {
         3
@@ -169,7 +185,12 @@ pub fn json(
             json_string(s.name.as_bytes()),
             s.listed,
             !s.disabled,
-            s.running(),
+            // Not known, where it cannot be told.
+            if s.unknown.is_some() {
+                "null".to_string()
+            } else {
+                s.running().to_string()
+            },
             json_or_null(s.pid),
             json_string(s.state().as_bytes()),
             json_or_null(r.since),
@@ -307,6 +328,7 @@ mod tests {
             listed: true,
             disabled: false,
             pid,
+            unknown: None,
             record: (!text.is_empty()).then(|| crate::statefile::parse(text.as_bytes())),
         }
     }
@@ -362,6 +384,19 @@ mod tests {
         assert_eq!(off.line(&when), "off: disabled");
         assert_eq!(exit_status(&[up.clone(), off]), 0);
         assert_eq!(exit_status(&[stale, gone]), 3);
+        let hidden = Seen {
+            unknown: Some("this user cannot see its process".into()),
+            ..seen("h", None, "state=up\nsince=5\n")
+        };
+        assert_eq!(hidden.state(), "unknown");
+        assert_eq!(
+            hidden.line(&when),
+            "h: unknown: this user cannot see its process"
+        );
+        assert_eq!(exit_status(&[up.clone(), hidden.clone()]), 4);
+        let j = json(b"l", None, &[], &[hidden], &when);
+        assert!(j.contains("\"running\":null,"), "{j}");
+        assert!(j.contains("\"state\":\"unknown\","), "{j}");
     }
 
     #[test]
