@@ -314,8 +314,6 @@ fn local_time(t: libc::time_t) -> libc::tm {
     }
 }
 
-/// An error of the system as `strerror` words it, without Rust's
-/// "(os error N)".
 /// The largest tunnel list read.
 pub const LIST_MAX: u64 = 4 << 20;
 /// The largest pid, state or definition file read.
@@ -381,6 +379,8 @@ fn foreign_folder(meta: &fs::Metadata) -> Option<String> {
     }
 }
 
+/// An error of the system as `strerror` words it, without Rust's
+/// "(os error N)".
 fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
@@ -559,7 +559,9 @@ impl Runner {
             return Belief::No;
         }
         let Some(process) = Proc::of(pid) else {
-            if procs::exists(pid) && !procs::environ_readable(pid) {
+            // Not in /proc (a zombie is, and is no tunnel), yet there.
+            let hidden = !Path::new(&format!("/proc/{pid}")).exists();
+            if hidden && procs::exists(pid) {
                 return Belief::Unknown(format!(
                     "pid {pid} runs, but this user cannot see its process"
                 ));
