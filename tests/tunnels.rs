@@ -936,10 +936,32 @@ fn a_foreign_run_folder_is_refused() {
         assert_eq!(p.count("one"), 0);
         std::os::unix::fs::chown(&p.run, Some(0), Some(0)).unwrap();
     }
-    // The folder as it should be: it runs.
+    // The folder as it should be, with an earlier version's lock that
+    // anyone could read (and so hold): it runs, and the lock is made
+    // private.
+    let lock = p.run.join(".lock");
+    fs::write(&lock, "").unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
     let o = p.run(&["start"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(p.count("one"), 1);
+    assert_eq!(
+        fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Another user's lock is not taken as ours.
+    if is_root() {
+        std::os::unix::fs::chown(&lock, Some(65534), Some(65534)).unwrap();
+        let o = p.run(&["stop"]);
+        assert_eq!(o.code, 1, "{}", o.stdout);
+        assert!(
+            o.stderr.contains("not this user's own file"),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(p.count("one"), 1);
+        std::os::unix::fs::chown(&lock, Some(0), Some(0)).unwrap();
+    }
     assert_eq!(p.run(&["stop"]).code, 0);
 }
 

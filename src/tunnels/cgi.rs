@@ -253,12 +253,11 @@ fn captured(dir: &Path, work: impl FnOnce() -> i32) -> (i32, String) {
     (code, text)
 }
 
-/// Replaces the list with `text`, whole: a new file beside it, renamed
-/// over it, with the old one's permissions.
-/// Replaces the list with `text`, whole: through a temporary in its folder,
-/// renamed over it. A list that is a symlink (into a shared folder edited
-/// over the network) stays one: its target is what is replaced, in the
-/// target's folder.
+/// Replaces the list with `text`, whole: through a temporary in its folder
+/// (its name drawn anew, so that no one can take it first), renamed over
+/// it, with the old one's permissions. A list that is a symlink (into a
+/// shared folder edited over the network) stays one: its target is what is
+/// replaced, in the target's folder.
 fn write_list(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let target;
     let path = if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -269,9 +268,8 @@ fn write_list(path: &Path, text: &[u8]) -> std::io::Result<()> {
     };
     let mode = fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{:016x}.tmp", crate::random::u64()));
     let temporary = path.with_file_name(name);
-    let _ = fs::remove_file(&temporary);
     let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

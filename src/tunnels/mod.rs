@@ -7,9 +7,11 @@
 //! two of them at once take turns; the lock is never passed to autossh.
 //!
 //! A pid file is believed only when the process with that pid is the
-//! autossh of that very pid file: not a zombie, with `AUTOSSH_PIDFILE`
-//! naming that file in its environment, and not a child of such an autossh
-//! (its ssh inherits the variable). A pid of 0, 1 or less is never
+//! autossh of that very pid file: not a zombie, running as the pid file's
+//! owner, with `AUTOSSH_PIDFILE` naming that file in its environment, and
+//! not a child of such an autossh (its ssh inherits the variable). Another
+//! user, who cannot read that environment, compares its command line with
+//! the one `NAME.tunnel` records, for status alone. A pid of 0, 1 or less is never
 //! believed. Signals go only to a believed autossh and to the children it
 //! had when it was signalled, each named by pid and start time (`procs`).
 
@@ -25,7 +27,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,19 +50,32 @@ pub const SETTINGS: [&str; 5] = [
 
 /// What a tunnel's autossh gets of the environment this program runs in,
 /// whoever started it (a shell, the package's scripts, the DSM app's CGI
-/// request): these variables, and those beginning with `LC_`. The rest
-/// (a CGI request's `HTTP_COOKIE` and `QUERY_STRING`, a service manager's
-/// `NOTIFY_SOCKET`, this program's own settings) stays here. Of autossh's
-/// own variables, those that make sense for every tunnel pass; the monitor
-/// port (`AUTOSSH_PORT`) is a tunnel's own (`env NAME AUTOSSH_PORT=...`),
-/// and the pid file, state file and gate time are set per tunnel.
-pub const PASSED: [&str; 19] = [
+/// request): these variables. The rest (a CGI request's `HTTP_COOKIE` and
+/// `QUERY_STRING`, a service manager's `NOTIFY_SOCKET`, this program's own
+/// settings) stays here. Of autossh's own variables, those that make sense
+/// for every tunnel pass; a monitor port (`AUTOSSH_PORT`) is a tunnel's own
+/// (`env NAME AUTOSSH_PORT=...`), but 0, monitoring off for all, passes;
+/// the pid file, state file and gate time are set per tunnel.
+pub const PASSED: [&str; 32] = [
     "PATH",
     "HOME",
     "USER",
     "LOGNAME",
     "LANG",
     "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "LC_COLLATE",
+    "LC_MONETARY",
+    "LC_MESSAGES",
+    "LC_PAPER",
+    "LC_NAME",
+    "LC_ADDRESS",
+    "LC_TELEPHONE",
+    "LC_MEASUREMENT",
+    "LC_IDENTIFICATION",
     "TZ",
     "TMPDIR",
     "SSH_AUTH_SOCK",
@@ -80,9 +95,10 @@ pub const PASSED: [&str; 19] = [
 /// autossh starts with ([`PASSED`]), in their order.
 pub fn passed_environment(vars: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
     vars.iter()
-        .filter(|(k, _)| {
+        .filter(|(k, v)| {
             let k = k.as_bytes();
-            k.starts_with(b"LC_") || PASSED.iter().any(|p| p.as_bytes() == k)
+            PASSED.iter().any(|p| p.as_bytes() == k)
+                || (k == b"AUTOSSH_PORT" && v.as_bytes() == b"0")
         })
         .cloned()
         .collect()
@@ -214,8 +230,9 @@ pub fn parse_args(args: &[OsString]) -> Result<Request, String> {
 /// program itself is. Returns the exit status.
 pub fn main(args: &[OsString], vars: &[(OsString, OsString)], exe: Option<&Path>) -> i32 {
     let lookup = |name: &str| {
+        // The first, as getenv(3) finds it.
         vars.iter()
-            .rfind(|(k, _)| k.as_bytes() == name.as_bytes())
+            .find(|(k, _)| k.as_bytes() == name.as_bytes())
             .map(|(_, v)| v.clone())
     };
     let env: &dyn Fn(&str) -> Option<OsString> = &lookup;
@@ -396,6 +413,15 @@ struct Runner {
     s: Settings,
 }
 
+/// A word of `RUN_DIR/NAME.tunnel`: a quoted string, control bytes
+/// escaped; bytes that are not UTF-8 as a list of numbers.
+fn quoted_word(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("{bytes:?}"),
+    }
+}
+
 /// What a pid file is believed to say.
 enum Belief {
     /// The tunnel's autossh.
@@ -459,11 +485,18 @@ impl Runner {
 
     /// Runs `work` holding the lock (creating the run folder first).
     fn locked(mut self, work: impl FnOnce(&Runner) -> i32) -> i32 {
-        if let Err(e) = fs::DirBuilder::new()
+        let made = !self.s.run_dir.exists();
+        let created = fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(&self.s.run_dir)
-        {
+            // Made here: 0755 whatever the umask (with 002 it would be
+            // group-writable, and refused below).
+            .and_then(|()| match made {
+                true => fs::set_permissions(&self.s.run_dir, fs::Permissions::from_mode(0o755)),
+                false => Ok(()),
+            });
+        if let Err(e) = created {
             eprintln!(
                 "autossh-tunnels: cannot make the run folder {}: {}",
                 shown_path(&self.s.run_dir),
@@ -489,15 +522,30 @@ impl Runner {
         }
         // Opened close-on-exec, as every file of the standard library: no
         // autossh started under it holds it.
+        // Readable by this user alone: flock(2) takes a lock on a file open
+        // for reading, so a lock others could read, others could hold.
         let path = self.s.run_dir.join(".lock");
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path);
+            .open(&path)
+            .and_then(|f| {
+                use std::os::unix::fs::MetadataExt;
+                let meta = f.metadata()?;
+                // SAFETY: geteuid cannot fail and touches no memory.
+                if meta.uid() != unsafe { libc::geteuid() } || !meta.is_file() {
+                    return Err(std::io::Error::other("not this user's own file"));
+                }
+                if meta.mode() & 0o077 != 0 {
+                    // An earlier version's 0644 lock: made private.
+                    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(f)
+            });
         let mut file = match file {
             Ok(f) => f,
             Err(e) => {
@@ -532,21 +580,23 @@ impl Runner {
         work(&self)
     }
 
-    /// The autossh that runs tunnel `name`, if its pid file is believed.
+    /// The autossh that runs tunnel `name`, if its pid file is believed by
+    /// the strict check, which signals and starts rely on.
     fn running(&self, name: &OsStr) -> Option<Proc> {
-        match self.belief(name) {
+        match self.belief(name, false) {
             Belief::Ours(p) => Some(p),
             Belief::Unknown(_) | Belief::No => None,
         }
     }
 
     /// Whether tunnel `name`'s pid file is believed. The user who runs the
-    /// tunnels checks the process's environment; another user (a monitoring
-    /// job) cannot read it, and believes a process of the pid file's owner
-    /// that started before the pid file was written (a pid passed on to
-    /// another process would have started after). Where even that cannot be
-    /// seen (/proc hides other users' processes), it says so.
-    fn belief(&self, name: &OsStr) -> Belief {
+    /// tunnels checks the process's environment. Another user (a monitoring
+    /// job, `from_outside`) cannot read it: it believes a process of the pid
+    /// file's owner whose command line is the one `RUN_DIR/NAME.tunnel`
+    /// records, and where /proc hides the process from it (hidepid), it
+    /// says it cannot tell. Starting and stopping rely on the strict check
+    /// alone.
+    fn belief(&self, name: &OsStr, from_outside: bool) -> Belief {
         use std::os::unix::fs::MetadataExt;
         let path = self.file(name, ".pid");
         let Ok((text, meta)) = read_regular(&path, FILE_MAX, false) else {
@@ -558,10 +608,15 @@ impl Runner {
         if pid == std::process::id() as i32 {
             return Belief::No;
         }
+        // A pid file from before the last boot names no process of now.
+        if procs::booted_at().is_some_and(|boot| meta.mtime() < boot) {
+            return Belief::No;
+        }
         let Some(process) = Proc::of(pid) else {
-            // Not in /proc (a zombie is, and is no tunnel), yet there.
-            let hidden = !Path::new(&format!("/proc/{pid}")).exists();
-            if hidden && procs::exists(pid) {
+            // There, but /proc does not show it to this user (hidepid); a
+            // zombie it shows, and a zombie is no tunnel.
+            let hidden = procs::stat(pid).is_none();
+            if from_outside && hidden && procs::exists(pid) {
                 return Belief::Unknown(format!(
                     "pid {pid} runs, but this user cannot see its process"
                 ));
@@ -575,14 +630,36 @@ impl Runner {
             return Belief::No;
         }
         if !procs::environ_readable(pid) {
-            let written = meta.mtime() as f64 + meta.mtime_nsec() as f64 / 1e9;
-            return match procs::started_at(process.start_ticks()) {
-                // (The boot time is whole seconds: a second's slack.)
-                Some(started) if started <= written + 1.5 => Belief::Ours(process),
-                Some(_) => Belief::No,
-                None => Belief::Unknown(format!(
-                    "this user cannot tell whether pid {pid} is its autossh"
-                )),
+            if !from_outside {
+                return Belief::No;
+            }
+            // Another user: the command line it was started with, which
+            // RUN_DIR/NAME.tunnel records, is what it can compare.
+            let recorded = read_file(&self.file(name, ".tunnel"), LIST_MAX, false);
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline"));
+            return match (recorded, cmdline) {
+                (Ok(recorded), Ok(cmdline)) => {
+                    let args: Vec<String> = cmdline
+                        .split(|&b| b == 0)
+                        .take(cmdline.iter().filter(|&&b| b == 0).count())
+                        .map(|a| format!("arg {}", quoted_word(a)))
+                        .collect();
+                    let listed: Vec<&[u8]> = recorded
+                        .split(|&b| b == b'\n')
+                        .filter(|l| l.starts_with(b"arg "))
+                        .collect();
+                    if args.len() == listed.len()
+                        && args.iter().zip(&listed).all(|(a, l)| a.as_bytes() == *l)
+                    {
+                        Belief::Ours(process)
+                    } else {
+                        Belief::No
+                    }
+                }
+                (Err(_), _) => Belief::No,
+                (_, Err(_)) => {
+                    Belief::Unknown(format!("this user cannot read pid {pid}'s command line"))
+                }
             };
         }
         let holds = |pid: i32| {
@@ -650,21 +727,16 @@ impl Runner {
     /// each a quoted string (control bytes and non-UTF-8 escaped).
     fn definition(&self, tunnel: &Tunnel) -> Vec<u8> {
         let (argv, env) = self.command_of(tunnel);
-        let quoted = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
         let mut out = String::new();
         for a in argv {
-            let text = match a.to_str() {
-                Some(_) => quoted(a.as_bytes()),
-                None => format!("{:?}", a.as_bytes()),
-            };
-            out.push_str(&format!("arg {text}\n"));
+            out.push_str(&format!("arg {}\n", quoted_word(a.as_bytes())));
         }
         for (k, v) in env {
-            let text = match v.to_str() {
-                Some(_) => quoted(v.as_bytes()),
-                None => format!("{:?}", v.as_bytes()),
-            };
-            out.push_str(&format!("env {} {text}\n", quoted(k.as_bytes())));
+            out.push_str(&format!(
+                "env {} {}\n",
+                quoted_word(k.as_bytes()),
+                quoted_word(v.as_bytes())
+            ));
         }
         out.into_bytes()
     }
@@ -945,7 +1017,7 @@ impl Runner {
             match name.to_str().and_then(|n| list.get(n)) {
                 None => stopping.push((name, p)),
                 Some(tunnel) => {
-                    let was = read_file(&self.file(&name, ".tunnel"), FILE_MAX, false).ok();
+                    let was = read_file(&self.file(&name, ".tunnel"), LIST_MAX, false).ok();
                     if was.as_deref() != Some(&self.definition(tunnel)[..]) {
                         stopping.push((name, p));
                         changed.push(tunnel.name.clone());
@@ -989,7 +1061,7 @@ impl Runner {
             )
             .map(|(t, disabled)| {
                 let name = OsStr::new(&t.name);
-                let (pid, unknown) = self.belief(name).shown();
+                let (pid, unknown) = self.belief(name, true).shown();
                 Seen {
                     name: t.name.clone(),
                     listed: true,
@@ -1007,7 +1079,7 @@ impl Runner {
             if listed {
                 continue;
             }
-            let (pid, unknown) = self.belief(&name).shown();
+            let (pid, unknown) = self.belief(&name, true).shown();
             if pid.is_some() || unknown.is_some() {
                 seen.push(Seen {
                     name: list::shown(name.as_bytes(), 70),
@@ -1168,6 +1240,7 @@ mod tests {
             ("QUERY_STRING", "a=b"),
             ("AUTOSSH_POLL", "30"),
             ("AUTOSSH_PORT", "20000"),
+            ("LC_FOO", "x"),
             ("AUTOSSH_PIDFILE", "/tmp/x"),
             ("AUTOSSH_SSH_OPTIONS", "-i key"),
             ("NOTIFY_SOCKET", "/run/systemd/notify"),
@@ -1185,6 +1258,9 @@ mod tests {
             passed,
             ["PATH=/bin", "LC_TIME=C", "AUTOSSH_POLL=30", "TZ=UTC"]
         );
+        // Monitoring off passes: it is the same for every tunnel.
+        let off = [(OsString::from("AUTOSSH_PORT"), OsString::from("0"))];
+        assert_eq!(passed_environment(&off).len(), 1);
     }
 
     #[test]

@@ -87,19 +87,14 @@ pub fn environ_readable(pid: i32) -> bool {
     fs::File::open(format!("/proc/{pid}/environ")).is_ok()
 }
 
-/// The Unix time (seconds) a process started, from its start in clock
-/// ticks after boot and the boot time /proc/stat gives.
-pub fn started_at(start_ticks: u64) -> Option<f64> {
+/// The Unix time this machine booted, as /proc/stat says.
+pub fn booted_at() -> Option<i64> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
-    let boot: f64 = stat
-        .lines()
+    stat.lines()
         .find_map(|l| l.strip_prefix("btime "))?
         .trim()
         .parse()
-        .ok()?;
-    // SAFETY: sysconf only reads a system setting.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| boot + start_ticks as f64 / ticks as f64)
+        .ok()
 }
 
 /// The user a process runs as (its effective uid, as /proc shows it).
@@ -126,11 +121,6 @@ impl Proc {
             pid,
             start: s.start,
         })
-    }
-
-    /// When it started, in clock ticks after boot.
-    pub fn start_ticks(&self) -> u64 {
-        self.start
     }
 
     /// Whether it still runs (not a zombie, not a new process with its pid).
