@@ -321,6 +321,9 @@ fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
         fs::write(shared.join(name), "taken").unwrap();
     }
     let kill_ssh = |starts: usize| {
+        // The state says up as soon as ssh is started: its pid may not be
+        // written yet.
+        assert!(wait_until(LIMIT, || fake.runs() == starts - 1));
         let ssh = *fake.pids().last().unwrap();
         signal(ssh, libc::SIGKILL);
         assert!(
