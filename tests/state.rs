@@ -286,7 +286,6 @@ fn idle_with_a_state_file_makes_no_system_call() {
 #[test]
 fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     if !need_root() {
         return;
     }
@@ -301,18 +300,7 @@ fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
     c.env("FAKE_PLAN", "hang")
         .env("AUTOSSH_GATETIME", "0")
         .env("AUTOSSH_STATEFILE", &path);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    as_nobody(&mut c);
     let r = Running::start(c);
     assert!(wait_state(&path, "up", Some("1")), "{:?}", fake.messages());
     // Another user (root, here) takes the names a writer could be expected

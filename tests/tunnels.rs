@@ -863,7 +863,6 @@ fn a_fifo_in_the_run_folder_hangs_nothing() {
 /// as the user who runs the tunnels.
 #[test]
 fn another_users_process_is_not_a_tunnel() {
-    use std::os::unix::process::CommandExt;
     if !need_root() {
         return;
     }
@@ -874,18 +873,7 @@ fn another_users_process_is_not_a_tunnel() {
     c.arg("60")
         .env("AUTOSSH_PIDFILE", p.pid_file("one"))
         .stdin(Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    as_nobody(&mut c);
     let stranger = Running::start(c);
     fs::write(p.pid_file("one"), format!("{}\n", stranger.pid)).unwrap();
     let o = p.run(&["status", "one"]);
