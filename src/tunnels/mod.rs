@@ -608,10 +608,6 @@ impl Runner {
         if pid == std::process::id() as i32 {
             return Belief::No;
         }
-        // A pid file from before the last boot names no process of now.
-        if procs::booted_at().is_some_and(|boot| meta.mtime() < boot) {
-            return Belief::No;
-        }
         let Some(process) = Proc::of(pid) else {
             // There, but /proc does not show it to this user (hidepid); a
             // zombie it shows, and a zombie is no tunnel.

@@ -87,16 +87,6 @@ pub fn environ_readable(pid: i32) -> bool {
     fs::File::open(format!("/proc/{pid}/environ")).is_ok()
 }
 
-/// The Unix time this machine booted, as /proc/stat says.
-pub fn booted_at() -> Option<i64> {
-    let stat = fs::read_to_string("/proc/stat").ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The user a process runs as (its effective uid, as /proc shows it).
 pub fn owner(pid: i32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
