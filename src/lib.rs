@@ -21,10 +21,12 @@ pub(crate) mod probe;
 pub(crate) mod random;
 pub(crate) mod signals;
 pub(crate) mod statefile;
+// Shared with the tunnel-list program (crates/autossh-tunnels): pure
+// modules only.
+pub mod procfs;
+pub mod staterecord;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
-// The tunnel-list program's (src/bin/autossh-tunnels.rs); autossh uses none of it.
-pub mod tunnels;
 pub(crate) mod words;
 
 use std::ffi::{OsStr, OsString};

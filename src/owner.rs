@@ -111,68 +111,17 @@ pub fn family(pid: i32, parents: &[(i32, i32)]) -> Vec<i32> {
     found
 }
 
-/// The start of a small file, read into `buf`.
-fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a [u8]> {
-    use std::io::Read;
-    let n = fs::File::open(path).ok()?.read(buf).ok()?;
-    Some(&buf[..n])
-}
-
-/// The parent in a `/proc/PID/stat` line. The process's name, in
-/// parentheses, may hold any bytes (not UTF-8, or `) `): only what follows
-/// its last `)` is read, the state and then the parent.
-fn parent_in_stat(stat: &[u8]) -> Option<i32> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Whether process `pid` is on its way out: a zombie, or exiting (the
 /// kernel's PF_EXITING in its flags) though its parent has not yet heard.
 /// Its sockets are closed first, its parent told after: in between, a test
 /// on its connection fails for its end.
 pub fn dying(pid: i32) -> bool {
-    let mut buf = [0u8; 512];
-    let Some(stat) = read_small(std::path::Path::new(&format!("/proc/{pid}/stat")), &mut buf)
-    else {
-        // Gone from /proc: reaped, by us, or soon.
-        return true;
-    };
-    dying_in_stat(stat).unwrap_or(false)
-}
-
-/// [`dying`] for a `/proc/PID/stat` line: the state, and the flags, the
-/// seventh field after the name.
-fn dying_in_stat(stat: &[u8]) -> Option<bool> {
-    const PF_EXITING: u64 = 0x4;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    let flags: u64 = fields.nth(5)?.parse().ok()?;
-    Some(matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0)
-}
-
-/// `(pid, parent)` of every process.
-fn all_parents() -> Option<Vec<(i32, i32)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Read into the stack: a scan of every process leaves nothing
-        // scattered over the heap. The line is far shorter than this.
-        let mut buf = [0u8; 512];
-        let parent = read_small(&entry.path().join("stat"), &mut buf).and_then(parent_in_stat);
-        if let Some(parent) = parent {
-            out.push((pid, parent));
-        }
+    match crate::procfs::stat(pid) {
+        Some(stat) => stat.dying(),
+        // Gone from /proc: reaped, by us, or soon. (A line that cannot be
+        // read is no sign of an end.)
+        None => fs::metadata(format!("/proc/{pid}/stat")).is_err(),
     }
-    Some(out)
 }
 
 /// The socket inodes that `pid` holds.
@@ -214,7 +163,7 @@ impl Sockets {
             return None;
         }
         let mut sockets = Vec::new();
-        for member in family(ssh, &all_parents()?) {
+        for member in family(ssh, &crate::procfs::parents()?) {
             sockets_of(member, &mut sockets);
         }
         Some(Sockets {
@@ -343,7 +292,7 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
     if let Some(found) = first_connection(&sockets_among(&own), &own) {
         return Some(found);
     }
-    let mut children: Vec<i32> = all_parents()?
+    let mut children: Vec<i32> = crate::procfs::parents()?
         .into_iter()
         .filter(|&(_, parent)| parent == ssh)
         .map(|(pid, _)| pid)
@@ -388,16 +337,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dying_is_read_from_the_state_and_flags() {
-        // Fields after the name: state, ppid, pgrp, session, tty, tpgid, flags.
-        let line = |state: &str, flags: u64| {
-            format!("12 (a) b) {state} 1 12 12 0 -1 {flags} 0 0 0").into_bytes()
-        };
-        assert_eq!(dying_in_stat(&line("S", 0x0040_0000)), Some(false));
-        assert_eq!(dying_in_stat(&line("R", 0x0040_0004)), Some(true));
-        assert_eq!(dying_in_stat(&line("Z", 0)), Some(true));
-        assert_eq!(dying_in_stat(b"12 (a"), None);
-        // Ourselves: alive.
+    fn ourselves_alive() {
         assert!(!dying(std::process::id() as i32));
     }
 
@@ -503,22 +443,6 @@ mod tests {
             .iter()
             .all(|e| e.local.1 == port || e.remote.1 == port));
         assert_eq!(s.entries.len(), 1);
-    }
-
-    #[test]
-    fn the_parent_whatever_the_name() {
-        assert_eq!(parent_in_stat(b"42 (ssh) S 17 42 42 0 -1"), Some(17));
-        assert_eq!(parent_in_stat(b"42 (a) b) S 9 42"), Some(9));
-        assert_eq!(parent_in_stat(b"42 (\xff\xfe) R 3 42"), Some(3));
-        assert_eq!(parent_in_stat(b"42 (cut"), None);
-        assert_eq!(parent_in_stat(b""), None);
-        // Our own, from the kernel.
-        let mut buf = [0u8; 512];
-        let me = read_small(std::path::Path::new("/proc/self/stat"), &mut buf).unwrap();
-        assert_eq!(
-            parent_in_stat(me),
-            Some(std::os::unix::process::parent_id() as i32)
-        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn systemd_unit_and_example_become_ready() {
 }
 
 fn path_with_tunnels() -> String {
-    let dir = Path::new(env!("CARGO_BIN_EXE_autossh-tunnels"))
+    let dir = Path::new(tunnels_bin())
         .parent()
         .unwrap()
         .display()

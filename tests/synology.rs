@@ -9,6 +9,7 @@
 mod common;
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -491,7 +492,7 @@ fn package_lifecycle_with_a_real_sshd() {
     assert!(shown.contains(public.trim()), "{shown}");
     let list = fs::read_to_string(dsm.var().join("tunnels.conf")).unwrap();
     let first = format!(
-        "tunnel first -N -p 22 -R {relay}:localhost:{local} root@{}\n",
+        "tunnel first -N -R {relay}:localhost:{local} root@{}\n",
         remote.addr
     );
     assert!(list.ends_with(&first), "{list}");
@@ -661,7 +662,7 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
     let var = target.join("var");
     let list = fs::read_to_string(var.join("tunnels.conf")).unwrap();
     assert!(
-        list.ends_with("tunnel first -N -p 22 -R 2200:localhost:22 tunnel@relay.example.net\n"),
+        list.ends_with("tunnel first -N -R 2200:localhost:22 tunnel@relay.example.net\n"),
         "{list}"
     );
     let key = fs::read(var.join("id_ed25519")).unwrap();
@@ -672,6 +673,75 @@ fn dsm6_upgrade_keeps_the_tunnel_list_and_the_key() {
     run("postupgrade");
     assert_eq!(fs::read_to_string(var.join("tunnels.conf")).unwrap(), list);
     assert_eq!(fs::read(var.join("id_ed25519")).unwrap(), key);
+}
+
+/// The install wizard's answers are checked by the program, as the app
+/// checks its form: a host the app would refuse is not written (and the
+/// user is told why), so the first tunnel is never one the app calls
+/// "written by hand".
+#[test]
+fn the_wizard_adds_only_what_the_app_accepts() {
+    if !have_release_binaries() {
+        return;
+    }
+    let (_out, spk) = one_package("spkwiz", "x86_64", 6);
+    for (host, port, written) in [
+        ("relay_1", "22", None),
+        ("relay.", "22", None),
+        ("relay.example.net", "x", None),
+        (
+            "relay.example.net",
+            "2222",
+            Some("tunnel first -N -p 2222 -R 2200:localhost:22 tunnel@relay.example.net\n"),
+        ),
+    ] {
+        let x = TempDir::new("wizard");
+        sh(&[
+            "tar",
+            "xf",
+            spk.to_str().unwrap(),
+            "-C",
+            x.0.to_str().unwrap(),
+        ]);
+        let target = x.0.join("target");
+        fs::create_dir_all(&target).unwrap();
+        sh(&[
+            "tar",
+            "xzf",
+            x.0.join("package.tgz").to_str().unwrap(),
+            "-C",
+            target.to_str().unwrap(),
+        ]);
+        let mut c = Command::new(x.0.join("scripts").join("postinst"));
+        c.env_remove("SYNOPKG_PKGVAR")
+            .env("SYNOPKG_PKGDEST", &target)
+            .env("SYNOPKG_TEMP_LOGFILE", x.0.join("message"))
+            .env("wizard_host", host)
+            .env("wizard_port", port)
+            .env("wizard_user", "tunnel");
+        let o = run_bounded(c, SLOW_LIMIT);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let list = fs::read_to_string(target.join("var/tunnels.conf")).unwrap();
+        let told = fs::read_to_string(x.0.join("message")).unwrap_or_default();
+        match written {
+            Some(line) => {
+                assert!(list.ends_with(line), "{list}");
+                assert!(!told.contains("not added"), "{told}");
+            }
+            None => {
+                assert!(!list.contains("tunnel first"), "{host} {port}: {list}");
+                let why = if port == "x" {
+                    "port: a port is a number"
+                } else {
+                    "host: not a host name or address"
+                };
+                assert!(
+                    told.contains(&format!("The first tunnel was not added: {why}")),
+                    "{host} {port}: {told}"
+                );
+            }
+        }
+    }
 }
 
 /// The Tunnels app in a real browser: headless Chromium, the simulated DSM's
@@ -843,6 +913,41 @@ fn app_in_a_browser(version: u8) {
         wait_until(SLOW_LIMIT, || row_state("refused")
             .contains("Permission denied (publickey")),
         "refused: {}",
+        b.text()
+    );
+
+    // A change whose tunnel then fails to start (a setting added by hand
+    // that autossh refuses): saved, and the page says why it did not start.
+    let hand_set = "env refused AUTOSSH_PORT=70000\n";
+    fs::OpenOptions::new()
+        .append(true)
+        .open(dsm.var().join("tunnels.conf"))
+        .unwrap()
+        .write_all(hand_set.as_bytes())
+        .unwrap();
+    b.js("document.querySelector('tr[data-name=\"refused\"] button[data-act=edit]').click()");
+    b.fill("#remote input[name=listen]", &free_pair().to_string());
+    b.click("#form button[type=submit]");
+    let failed = "the list was saved, but refused: failed to start: ";
+    assert!(
+        wait_until(SLOW_LIMIT, || b.text().contains(failed)
+            && b.text().contains("70000")),
+        "{}",
+        b.text()
+    );
+    assert!(
+        wait_until(LIMIT, || row_state("refused").starts_with("stopped")),
+        "{}",
+        row_state("refused")
+    );
+    b.screenshot(&shots.join("app-failed.png"));
+    // The setting taken out again, and the tunnel restarted from the app.
+    fs::write(dsm.var().join("tunnels.conf"), list().replace(hand_set, "")).unwrap();
+    b.js("document.querySelector('tr[data-name=\"refused\"] button[data-act=restart]').click()");
+    assert!(
+        wait_until(SLOW_LIMIT, || row_state("refused")
+            .contains("Permission denied (publickey")),
+        "refused again: {}",
         b.text()
     );
 

@@ -16,14 +16,44 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The binary under test: the one named by AUTOSSH_BIN when that is set (a
-/// static build for another processor, run under emulation), else cargo's.
+/// static build for another processor, run under emulation), else cargo's:
+/// for the tunnel-list crate's tests, the workspace's autossh beside its
+/// own binary (`cargo test` in the workspace builds both).
 pub fn autossh_bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         std::env::var("AUTOSSH_BIN")
             .ok()
             .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_autossh").to_string())
+            .or_else(|| option_env!("CARGO_BIN_EXE_autossh").map(String::from))
+            .unwrap_or_else(|| {
+                let beside = Path::new(tunnels_bin()).with_file_name("autossh");
+                assert!(
+                    beside.exists(),
+                    "no {}: run cargo test in the workspace, or cargo build first",
+                    beside.display()
+                );
+                beside.display().to_string()
+            })
+    })
+}
+
+/// The tunnel-list program: cargo's for its own crate's tests, else the one
+/// the workspace built beside autossh.
+pub fn tunnels_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match option_env!("CARGO_BIN_EXE_autossh-tunnels") {
+        Some(bin) => bin.to_string(),
+        None => {
+            let beside = Path::new(option_env!("CARGO_BIN_EXE_autossh").unwrap_or("autossh"))
+                .with_file_name("autossh-tunnels");
+            assert!(
+                beside.exists(),
+                "no {}: run cargo test in the workspace, or cargo build first",
+                beside.display()
+            );
+            beside.display().to_string()
+        }
     })
 }
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";

@@ -1,9 +1,10 @@
 //! What `status`, `status --json` and `metrics` print: pure functions of
 //! what was found (the list, the processes, the state files) and a clock.
 
-use crate::statefile::Record;
+use autossh::staterecord::Record;
+use serde_json::{json, Value};
 
-use super::list::{shown, Problem};
+use crate::list::{shown, Problem};
 
 /// One tunnel as found: listed, or running though no longer listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,87 +127,52 @@ pub fn exit_status(seen: &[Seen]) -> i32 {
     }
 }
 
-/// A JSON string of `bytes` (not valid UTF-8 as U+FFFD).
-pub fn json_string(bytes: &[u8]) -> String {
-    let mut out = String::from("\"");
-    for c in String::from_utf8_lossy(bytes).chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_or_null<T: ToString>(value: Option<T>) -> String {
-    value.map_or_else(|| "null".to_string(), |v| v.to_string())
-}
-
 /// `status --json`: the list's path, why it could not be read (or null), its
-/// wrong lines, and every tunnel with its state file's fields.
+/// wrong lines, and every tunnel with its state file's fields. Text that is
+/// not UTF-8 is shown with U+FFFD.
 pub fn json(
     list: &[u8],
     error: Option<&str>,
     problems: &[Problem],
     seen: &[Seen],
     when: &dyn Fn(i64) -> String,
-) -> String {
-    let mut out = format!(
-        "{{\"list\":{},\"error\":{},\"problems\":[",
-        json_string(list),
-        json_or_null(error.map(|e| json_string(e.as_bytes())))
-    );
-    for (i, p) in problems.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!(
-            "{{\"line\":{},\"message\":{}}}",
-            p.line,
-            json_string(p.text.as_bytes())
-        ));
-    }
-    out.push_str("],\"tunnels\":[");
-    for (i, s) in seen.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let r = s.record.clone().unwrap_or_default();
-        let text = |v: Option<Vec<u8>>| json_or_null(v.map(|v| json_string(&v)));
-        out.push_str(&format!(
-            "{{\"name\":{},\"listed\":{},\"enabled\":{},\"running\":{},\"pid\":{},\"state\":{},\"since\":{},\
-             \"ssh_pid\":{},\"starts\":{},\"last_test\":{},\"last_test_passed\":{},\
-             \"reason\":{},\"message\":{},\"next_start\":{},\"exit_status\":{},\"text\":{}}}",
-            json_string(s.name.as_bytes()),
-            s.listed,
-            !s.disabled,
-            // Not known, where it cannot be told.
-            if s.unknown.is_some() {
-                "null".to_string()
-            } else {
-                s.running().to_string()
-            },
-            json_or_null(s.pid),
-            json_string(s.state().as_bytes()),
-            json_or_null(r.since),
-            json_or_null(r.ssh_pid.filter(|_| s.running())),
-            r.starts.unwrap_or(0),
-            json_or_null(r.last_test.map(|t| t.0)),
-            json_or_null(r.last_test.map(|t| t.1)),
-            text(r.reason),
-            text(r.message),
-            json_or_null(r.next_start.filter(|_| s.running())),
-            json_or_null(r.exit_status),
-            json_string(s.line(when).as_bytes()),
-        ));
-    }
-    out.push_str("]}\n");
-    out
+) -> Value {
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    let problems: Vec<Value> = problems
+        .iter()
+        .map(|p| json!({"line": p.line, "message": p.text}))
+        .collect();
+    let tunnels: Vec<Value> = seen
+        .iter()
+        .map(|s| {
+            let r = s.record.clone().unwrap_or_default();
+            json!({
+                "name": s.name,
+                "listed": s.listed,
+                "enabled": !s.disabled,
+                // Not known, where it cannot be told.
+                "running": if s.unknown.is_some() { None } else { Some(s.running()) },
+                "pid": s.pid,
+                "state": s.state(),
+                "since": r.since,
+                "ssh_pid": r.ssh_pid.filter(|_| s.running()),
+                "starts": r.starts.unwrap_or(0),
+                "last_test": r.last_test.map(|t| t.0),
+                "last_test_passed": r.last_test.map(|t| t.1),
+                "reason": r.reason.as_deref().map(text),
+                "message": r.message.as_deref().map(text),
+                "next_start": r.next_start.filter(|_| s.running()),
+                "exit_status": r.exit_status,
+                "text": s.line(when),
+            })
+        })
+        .collect();
+    json!({
+        "list": text(list),
+        "error": error,
+        "problems": problems,
+        "tunnels": tunnels,
+    })
 }
 
 /// A label value as the exposition format writes it: `\`, `"` and line
@@ -329,7 +295,7 @@ mod tests {
             disabled: false,
             pid,
             unknown: None,
-            record: (!text.is_empty()).then(|| crate::statefile::parse(text.as_bytes())),
+            record: (!text.is_empty()).then(|| autossh::staterecord::parse(text.as_bytes())),
         }
     }
 
@@ -395,16 +361,12 @@ mod tests {
         );
         assert_eq!(exit_status(&[up.clone(), hidden.clone()]), 4);
         let j = json(b"l", None, &[], &[hidden], &when);
-        assert!(j.contains("\"running\":null,"), "{j}");
-        assert!(j.contains("\"state\":\"unknown\","), "{j}");
+        assert_eq!(j["tunnels"][0]["running"], Value::Null);
+        assert_eq!(j["tunnels"][0]["state"], "unknown");
     }
 
     #[test]
     fn json_and_metrics() {
-        assert_eq!(
-            json_string(b"a\"b\\c\n\x01\xff"),
-            "\"a\\\"b\\\\c\\n\\u0001\u{fffd}\"".replace("\\n", "\\u000a")
-        );
         let up = seen(
             "relay",
             Some(10),
@@ -415,7 +377,30 @@ mod tests {
             text: "x".into(),
         }];
         let j = json(b"/l", None, &problems, std::slice::from_ref(&up), &when);
-        assert!(j.starts_with("{\"list\":\"/l\",\"error\":null,\"problems\":[{\"line\":3,\"message\":\"x\"}],\"tunnels\":[{\"name\":\"relay\",\"listed\":true,\"enabled\":true,\"running\":true,\"pid\":10,\"state\":\"up\",\"since\":100,\"ssh_pid\":11,\"starts\":2,\"last_test\":160,\"last_test_passed\":true,\"reason\":null"), "{j}");
+        assert_eq!(
+            j,
+            json!({
+                "list": "/l", "error": null, "problems": [{"line": 3, "message": "x"}],
+                "tunnels": [{
+                    "name": "relay", "listed": true, "enabled": true, "running": true,
+                    "pid": 10, "state": "up", "since": 100, "ssh_pid": 11, "starts": 2,
+                    "last_test": 160, "last_test_passed": true, "reason": null,
+                    "message": null, "next_start": null, "exit_status": null,
+                    "text": "relay: up since @100 (tested @160)"
+                }]
+            })
+        );
+        // Text that is not UTF-8, and any control byte, comes out as JSON.
+        let odd = Seen {
+            record: Some(autossh::staterecord::parse(
+                b"state=down\nreason=a\"b\\\\c\\x01\xff\n",
+            )),
+            ..seen("o", Some(5), "")
+        };
+        let text = json(b"/\xff", None, &[], &[odd], &when).to_string();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["tunnels"][0]["reason"], "a\"b\\c\u{1}\u{fffd}");
+        assert_eq!(back["list"], "/\u{fffd}");
         let m = metrics(1, &[up, seen("off", None, "")]);
         for line in [
             "autossh_tunnel_up{tunnel=\"relay\"} 1\n",

@@ -3,6 +3,8 @@
 //! sessions (an administrator's and a plain user's), a group file of the
 //! test's own, the fake ssh. Every refusal leaves the list as it was.
 
+// The black-box helpers are the workspace's, shared with autossh's tests.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;
@@ -41,6 +43,17 @@ impl Drop for App {
 const LIST: &str = "# my tunnels\n\
                     tunnel hand -M 0 -N -o ServerAliveInterval=30 me@hand.example\n\
                     env hand FAKE_PLAN=hang\n";
+
+struct Ran {
+    code: i32,
+    stdout: String,
+}
+
+impl Ran {
+    fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
 
 struct Reply {
     status: u16,
@@ -173,6 +186,23 @@ impl App {
             .trim()
             .parse()
             .unwrap_or(0)
+    }
+
+    /// The tunnel-list program with the package's settings, as the
+    /// package's start and stop run it.
+    fn tunnels(&self, args: &[&str]) -> Ran {
+        let mut c = self
+            .fake
+            .command(env!("CARGO_BIN_EXE_autossh-tunnels"), args);
+        c.env("AUTOSSH", autossh_bin())
+            .env("AUTOSSH_TUNNELS", &self.list)
+            .env("AUTOSSH_RUN_DIR", &self.run)
+            .env("AUTOSSH_SSH_OPTIONS", "-M 0");
+        let out = run_bounded(c, SLOW_LIMIT);
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }
     }
 
     fn json(&self) -> serde_json::Value {
@@ -387,14 +417,7 @@ fn refused_writes_change_nothing() {
 fn add_edit_restart_delete() {
     let app = App::new("app-edit");
     // The hand-written tunnel runs, and must not be touched by what follows.
-    let mut c = app
-        .fake
-        .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["start"]);
-    c.env("AUTOSSH", autossh_bin())
-        .env("AUTOSSH_TUNNELS", &app.list)
-        .env("AUTOSSH_RUN_DIR", &app.run)
-        .env("AUTOSSH_SSH_OPTIONS", "-M 0");
-    assert!(run_bounded(c, SLOW_LIMIT).status.success());
+    assert_eq!(app.tunnels(&["start"]).code, 0);
     let hand = app.pid("hand");
     assert!(hand > 0 && alive(hand));
 
@@ -469,6 +492,7 @@ fn add_edit_restart_delete() {
 fn a_tunnel_started_by_the_app_carries_nothing_of_the_request() {
     let app = App::new("app-env");
     app.fake.plan("env");
+    assert_eq!(app.tunnels(&["start"]).code, 0);
     let r = app.post("save", FORM);
     assert_eq!(r.status, 200, "{}", r.body);
     let web = app.pid("web");
@@ -550,4 +574,242 @@ fn an_authentication_that_failed_is_not_a_session() {
     let r = app.post("save", FORM);
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(app.text(), LIST);
+}
+
+/// With the tunnels stopped (the package stopped), a save starts nothing:
+/// not the tunnel saved, not the others. Started, a save touches only its
+/// own tunnel; every answer says what became of it.
+#[test]
+fn a_save_touches_only_its_tunnel_and_starts_nothing_while_stopped() {
+    let app = App::new("app-stopped");
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.pid("web"), 0, "{}", r.body);
+    assert_eq!(app.pid("hand"), 0, "the hand-written tunnel stays stopped");
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["saved"], true);
+    assert_eq!(j["tunnels"][0]["name"], "web");
+    assert_eq!(j["tunnels"][0]["outcome"], "not started");
+    assert_eq!(j["tunnels"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert!(app.text().contains("tunnel web -N "));
+    assert_eq!(app.pid("web"), 0);
+    assert_eq!(app.pid("hand"), 0, "the hand-written tunnel stays stopped");
+    let r = app.post("delete", r#"{"name":"web"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.pid("hand"), 0);
+    // The app's restart of a tunnel that does not run waits for the package.
+    let r = app.post("restart", r#"{"name":"hand"}"#);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("the tunnels are stopped"), "{}", r.body);
+    assert_eq!(app.pid("hand"), 0);
+
+    // Started, then one tunnel stopped by hand: a save of another starts
+    // that other alone.
+    let started = app.tunnels(&["start"]);
+    assert!(started.ok(), "{}", started.stdout);
+    assert!(
+        started.stdout.starts_with("hand: started (pid "),
+        "{}",
+        started.stdout
+    );
+    let hand = app.pid("hand");
+    assert!(hand > 0 && alive(hand));
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(j["tunnels"][0]["outcome"], "started");
+    let web = app.pid("web");
+    assert_eq!(j["tunnels"][0]["pid"], web);
+    assert_eq!(app.pid("hand"), hand);
+    // Saved unchanged: left as it runs.
+    let same = FORM.replace("\"create\":true,", "");
+    let r = app.post("save", &same);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"outcome\":\"unchanged\""), "{}", r.body);
+    assert_eq!(app.pid("web"), web);
+    // Stopped by the package: everything stops, and a save starts nothing.
+    assert_eq!(app.tunnels(&["stop"]).code, 0);
+    let edited = same.replace("relay.example.net", "relay2.example.net");
+    let r = app.post("save", &edited);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"outcome\":\"not started\""), "{}", r.body);
+    assert_eq!(app.pid("web"), 0);
+    assert_eq!(app.pid("hand"), 0);
+    // A mark left from before a reboot (the Synology package's run folder
+    // outlives one) is no sign that the package runs now.
+    fs::write(
+        app.run.join(".on"),
+        "00000000-0000-0000-0000-000000000000\n",
+    )
+    .unwrap();
+    let r = app.post("save", &same);
+    assert!(r.body.contains("\"outcome\":\"not started\""), "{}", r.body);
+    assert_eq!(app.pid("web"), 0);
+    // This boot's mark, as start writes it, is.
+    assert_eq!(app.tunnels(&["start"]).code, 0);
+    assert_eq!(
+        fs::read(app.run.join(".on")).unwrap(),
+        fs::read("/proc/sys/kernel/random/boot_id").unwrap()
+    );
+    assert!(alive(app.pid("web")));
+}
+
+/// Nothing answers success that did not happen: a run folder that cannot
+/// be made, a lock held by another command, a tunnel that fails to start.
+/// The answer is an HTTP error that says why; the page shows it.
+#[test]
+fn failures_are_http_errors_with_their_reason() {
+    let app = App::new("app-fail");
+    assert_eq!(app.tunnels(&["start"]).code, 0);
+    // A tunnel whose autossh refuses to start: saved, and said so.
+    let r = app.post("save", FORM);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let web = app.pid("web");
+    let mut list = app.text();
+    list.push_str("env web AUTOSSH_PORT=70000\n");
+    fs::write(&app.list, &list).unwrap();
+    let edited = FORM
+        .replace("\"create\":true,", "")
+        .replace("relay.example.net", "relay2.example.net");
+    let r = app.post("save", &edited);
+    assert_eq!(r.status, 500, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["saved"], true);
+    assert_eq!(j["tunnels"][0]["outcome"], "failed");
+    let why = j["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("the list was saved, but web: failed to start: ") && why.contains("70000"),
+        "{why}"
+    );
+    assert!(app.text().contains("tunnel@relay2.example.net\n"));
+    assert!(!alive(web));
+    assert_eq!(app.pid("web"), 0);
+
+    // A lock that cannot be taken (something else in its place): an
+    // error, the list unchanged.
+    fs::remove_file(app.run.join(".lock")).unwrap();
+    fs::create_dir(app.run.join(".lock")).unwrap();
+    let before = app.text();
+    let r = app.post("delete", r#"{"name":"web"}"#);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("cannot open the lock"), "{}", r.body);
+    assert_eq!(app.text(), before);
+    let r = app.post("restart", r#"{"name":"hand"}"#);
+    assert_eq!(r.status, 500, "{}", r.body);
+    fs::remove_dir(app.run.join(".lock")).unwrap();
+
+    // A run folder that cannot be made: an error, the list unchanged.
+    let blocked = app.fake.dir.path("file-not-folder");
+    fs::write(&blocked, "").unwrap();
+    let before = app.text();
+    let mut c = app
+        .fake
+        .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["cgi"]);
+    c.env("AUTOSSH", autossh_bin())
+        .env("AUTOSSH_TUNNELS", &app.list)
+        .env("AUTOSSH_RUN_DIR", blocked.join("run"))
+        .env(
+            "AUTOSSH_DSM_AUTHENTICATE",
+            app.fake.dir.path("authenticate.cgi"),
+        )
+        .env("AUTOSSH_DSM_GROUPS", app.fake.dir.path("group"))
+        .env("REQUEST_METHOD", "POST")
+        .env("QUERY_STRING", "action=delete")
+        .env("HTTP_COOKIE", "id=admin-session")
+        .env("HTTP_X_SYNO_TOKEN", TOKEN)
+        .env("CONTENT_TYPE", "application/json")
+        .env("CONTENT_LENGTH", "15")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"name":"web"}"#)
+        .unwrap();
+    let out = run_bounded_child(child, SLOW_LIMIT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Status: 500 "),
+        "the answer is the first thing written: {text}"
+    );
+    assert!(text.contains("cannot make the run folder"), "{text}");
+    assert_eq!(app.text(), before);
+}
+
+/// The answer is all the CGI writes: with no temporary file to be had (a
+/// read-only TMPDIR, none at all) no runner's line comes before the
+/// `Status:` header.
+#[test]
+fn the_answer_comes_first_whatever_the_temporary_folder() {
+    let app = App::new("app-tmp");
+    assert_eq!(app.tunnels(&["start"]).code, 0);
+    for tmp in ["/nonexistent/tmp", "/proc"] {
+        let mut c = app
+            .fake
+            .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["cgi"]);
+        c.env("AUTOSSH", autossh_bin())
+            .env("TMPDIR", tmp)
+            .env("AUTOSSH_TUNNELS", &app.list)
+            .env("AUTOSSH_RUN_DIR", &app.run)
+            .env("AUTOSSH_SSH_OPTIONS", "-M 0")
+            .env(
+                "AUTOSSH_DSM_AUTHENTICATE",
+                app.fake.dir.path("authenticate.cgi"),
+            )
+            .env("AUTOSSH_DSM_GROUPS", app.fake.dir.path("group"))
+            .env("REQUEST_METHOD", "POST")
+            .env("QUERY_STRING", "action=restart")
+            .env("HTTP_COOKIE", "id=admin-session")
+            .env("HTTP_X_SYNO_TOKEN", TOKEN)
+            .env("CONTENT_TYPE", "application/json")
+            .env("CONTENT_LENGTH", "15")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"name":"hand"}"#)
+            .unwrap();
+        let out = run_bounded_child(child, SLOW_LIMIT);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("Status: 200 OK\r\n"), "{tmp}: {text}");
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        let j: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(j["tunnels"][0]["outcome"], "restarted", "{body}");
+    }
+}
+
+/// Two saves at once take turns: both tunnels are in the list, both run.
+#[test]
+fn two_saves_at_once() {
+    let app = App::new("app-two");
+    assert_eq!(app.tunnels(&["start"]).code, 0);
+    let second = FORM
+        .replace("\"web\"", "\"web2\"")
+        .replace("5001,\"host\"", "5003,\"host\"");
+    let replies = std::thread::scope(|s| {
+        let a = s.spawn(|| app.post("save", FORM));
+        let b = s.spawn(|| app.post("save", &second));
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("\"outcome\":\"started\""), "{}", r.body);
+    }
+    let text = app.text();
+    assert!(text.contains("\ntunnel web -N "), "{text}");
+    assert!(text.contains("\ntunnel web2 -N "), "{text}");
+    assert!(text.starts_with(LIST), "{text}");
+    for name in ["web", "web2", "hand"] {
+        let pid = app.pid(name);
+        assert!(pid > 0 && alive(pid), "{name}");
+    }
 }

@@ -4,6 +4,8 @@
 //! reused pid file, a pid file of 0, two starts at once, CR line ends,
 //! arguments expanded by the shell.
 
+// The black-box helpers are the workspace's, shared with autossh's tests.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::fs;
@@ -474,7 +476,7 @@ fn wrong_lines_are_named_and_the_good_ones_run() {
     let made: Vec<_> = fs::read_dir(&p.run)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|f| !f.starts_with("good.") && f != ".lock")
+        .filter(|f| !f.starts_with("good.") && f != ".lock" && f != ".on")
         .collect();
     assert!(made.is_empty(), "{made:?}");
     assert_eq!(p.run(&["stop"]).code, 0);
@@ -1047,4 +1049,90 @@ fn another_user_is_told_the_truth() {
     // Nothing of this touched the tunnel.
     assert!(alive(autossh));
     assert_eq!(p.run(&["stop"]).code, 0);
+}
+
+/// add: the install wizard's tunnel, checked as the app checks its form
+/// (a host the shell's check let through is refused with the app's words),
+/// added to the list, and started only while the tunnels are on.
+#[test]
+fn add_checks_as_the_app_does_and_starts_only_while_on() {
+    let p = Place::new("tl-add");
+    let list = "# the package's list\ntunnel hand -M 0 -N me@hand.example\n";
+    p.write(list);
+    for (host, said) in [
+        ("relay_1", "host: not a host name or address"),
+        ("relay.", "host: not a host name or address"),
+        ("-oProxyCommand=id", "host: not a host name or address"),
+    ] {
+        let o = p.run(&[
+            "add",
+            "first",
+            "-N",
+            "-p",
+            "22",
+            "-R",
+            "2200:localhost:22",
+            &format!("u@{host}"),
+        ]);
+        assert_eq!(o.code, 1, "{host}: {}", o.stdout);
+        assert!(
+            o.stderr
+                .starts_with(&format!("autossh-tunnels: first not added: {said}")),
+            "{host}: {}",
+            o.stderr
+        );
+        assert_eq!(fs::read_to_string(&p.list).unwrap(), list);
+    }
+    let o = p.run(&["add", "first", "-N", "-o", "ProxyCommand=x", "relay"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("arguments: the app's tunnels are -N"),
+        "{}",
+        o.stderr
+    );
+    let o = p.run(&["add", "../x", "-N", "-R", "1:h:2", "relay"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not a tunnel name"), "{}", o.stderr);
+
+    // Good: in the list, as the app writes it; not started, the tunnels
+    // being stopped.
+    let args = [
+        "-N",
+        "-p",
+        "22",
+        "-R",
+        "2200:localhost:22",
+        "u@relay.example",
+    ];
+    let o = p.run(&[&["add", "first"][..], &args].concat());
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(o.stdout, "first: not started: the tunnels are stopped\n");
+    assert_eq!(
+        fs::read_to_string(&p.list).unwrap(),
+        format!("{list}tunnel first -N -R 2200:localhost:22 u@relay.example\n")
+    );
+    assert_eq!(p.pid("first"), 0);
+    assert_eq!(p.pid("hand"), 0);
+    let o = p.run(&[&["add", "first"][..], &args].concat());
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("first not added: a tunnel first is already in the list"),
+        "{}",
+        o.stderr
+    );
+    // On: the next one starts, alone.
+    assert_eq!(p.run(&["start"]).code, 0);
+    let hand = p.pid("hand");
+    let o = p.run(&["add", "second", "-N", "-L", "8080:localhost:80", "relay"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.starts_with("second: started (pid "),
+        "{}",
+        o.stdout
+    );
+    assert!(alive(p.pid("second")));
+    assert_eq!(p.pid("hand"), hand);
+    assert_eq!(p.run(&["stop"]).code, 0);
+    assert!(p.autossh_pids().is_empty());
 }

@@ -1,7 +1,7 @@
 //! Changes to the list's text that keep everything else as it is: the
 //! comments, the blank lines, the lines of other tunnels, their line ends.
 
-use super::list;
+use crate::list;
 
 /// The lines of `text`, each with its own end.
 fn lines(text: &[u8]) -> Vec<&[u8]> {

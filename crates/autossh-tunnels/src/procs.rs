@@ -16,30 +16,9 @@ pub struct Proc {
     start: u64,
 }
 
-/// What /proc/PID/stat says: the state letter, the parent, the start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub state: u8,
-    pub ppid: i32,
-    pub start: u64,
-}
-
-/// Reads a stat line; the command name may hold anything, even `) `, so
-/// the fields are counted from its last `)`.
-pub fn parse_stat(text: &[u8]) -> Option<Stat> {
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(text.get(close + 2..)?).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // After the name: state (3), ppid (4), ... starttime (22).
-    Some(Stat {
-        state: *fields.first()?.as_bytes().first()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
-pub fn stat(pid: i32) -> Option<Stat> {
-    parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)
+/// The stat of process `pid` (the library's /proc reading).
+pub fn stat(pid: i32) -> Option<autossh::procfs::Stat> {
+    autossh::procfs::stat(pid)
 }
 
 /// Marks every open descriptor from `first` up close-on-exec: those found in
@@ -120,12 +99,11 @@ impl Proc {
 
     /// Its children now.
     pub fn children(&self) -> Vec<Proc> {
-        let Ok(dir) = fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&pid| stat(pid).is_some_and(|s| s.ppid == self.pid))
-            .filter_map(Proc::of)
+        autossh::procfs::parents()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&(_, parent)| parent == self.pid)
+            .filter_map(|(pid, _)| Proc::of(pid))
             .collect()
     }
 
@@ -198,21 +176,6 @@ pub fn resolved(path: &Path) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_lines() {
-        let line = b"42 (a) b) (c) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
-        assert_eq!(
-            parse_stat(line),
-            Some(Stat {
-                state: b'S',
-                ppid: 7,
-                start: 12345
-            })
-        );
-        assert_eq!(parse_stat(b"42 (x) S 7"), None);
-        assert_eq!(parse_stat(b""), None);
-    }
 
     #[test]
     fn pids_that_are_believed() {

@@ -5,8 +5,9 @@
 
 use std::net::IpAddr;
 
-use super::json::Value;
-use super::list;
+use serde_json::Value;
+
+use crate::list;
 
 /// At most this many forwards each way.
 pub const FORWARDS_MAX: usize = 20;
@@ -73,7 +74,7 @@ pub fn check_user(user: &str) -> Result<(), String> {
 fn port_of(value: Option<&Value>) -> Result<u16, String> {
     let why = || "a port is a number from 1 to 65535".to_string();
     let n = match value {
-        Some(Value::Number(n)) if n.fract() == 0.0 => *n,
+        Some(Value::Number(n)) => n.as_f64().filter(|n| n.fract() == 0.0).ok_or_else(why)?,
         Some(Value::String(s))
             if !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()) =>
         {
@@ -113,7 +114,7 @@ impl Form {
             return Err(vec![("".into(), "the body is not a JSON object".into())]);
         };
         const FIELDS: [&str; 7] = ["name", "host", "port", "user", "remote", "local", "enabled"];
-        for (k, _) in pairs {
+        for k in pairs.keys() {
             if !FIELDS.contains(&k.as_str()) {
                 errors.push((list::shown(k.as_bytes(), 40), "no such field".into()));
             }
@@ -162,7 +163,7 @@ impl Form {
                 let listen = port_of(item.get("listen"));
                 let port = port_of(item.get("port"));
                 let host = text_of(item.get("host"), "localhost");
-                let keys_ok = matches!(item, Value::Object(p) if p.iter().all(|(k, _)| ["listen", "host", "port"].contains(&k.as_str())));
+                let keys_ok = matches!(item, Value::Object(p) if p.keys().all(|k| ["listen", "host", "port"].contains(&k.as_str())));
                 if !keys_ok {
                     field(&at, Err("a forward is {listen, host, port}".into()));
                 }
@@ -205,6 +206,59 @@ impl Form {
             local,
             enabled,
         })
+    }
+
+    /// The form of `add`'s words, `-N [-p PORT] (-R|-L LISTEN:HOST:PORT)...
+    /// [USER@]HOST` (what the form writes), checked field by field as the
+    /// app checks its form.
+    pub fn from_words(name: &str, args: &[String]) -> Result<Form, Vec<(String, String)>> {
+        let shape = || {
+            vec![(
+                "arguments".to_string(),
+                "the app's tunnels are -N [-p PORT] (-R|-L LISTEN:HOST:PORT)... [USER@]HOST"
+                    .to_string(),
+            )]
+        };
+        let (destination, rest) = args.split_last().ok_or_else(shape)?;
+        let mut rest = rest.iter();
+        if rest.next().map(String::as_str) != Some("-N") {
+            return Err(shape());
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("name".into(), name.into());
+        let (mut remote, mut local) = (Vec::new(), Vec::new());
+        let mut first = true;
+        while let Some(flag) = rest.next() {
+            let value = rest.next().ok_or_else(shape)?;
+            match flag.as_str() {
+                "-p" if first => {
+                    fields.insert("port".into(), value.as_str().into());
+                }
+                "-R" | "-L" => {
+                    let (listen, to) = value.split_once(':').ok_or_else(shape)?;
+                    let (host, port) = to.rsplit_once(':').ok_or_else(shape)?;
+                    let host = host
+                        .strip_prefix('[')
+                        .and_then(|h| h.strip_suffix(']'))
+                        .unwrap_or(host);
+                    let forward = serde_json::json!({"listen": listen, "host": host, "port": port});
+                    match flag.as_str() {
+                        "-R" => remote.push(forward),
+                        _ => local.push(forward),
+                    }
+                }
+                _ => return Err(shape()),
+            }
+            first = false;
+        }
+        let (user, host) = destination
+            .rsplit_once('@')
+            .unwrap_or(("", destination.as_str()));
+        fields.insert("host".into(), host.into());
+        fields.insert("user".into(), user.into());
+        fields.insert("remote".into(), remote.into());
+        fields.insert("local".into(), local.into());
+        Form::from_json(&Value::Object(fields))
     }
 
     /// The ssh arguments of the list line.
@@ -297,11 +351,10 @@ fn parse_forward(spec: &str) -> Option<Forward> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::json::parse;
     use super::*;
 
     fn form(json: &str) -> Result<Form, Vec<(String, String)>> {
-        Form::from_json(&parse(json.as_bytes()).unwrap())
+        Form::from_json(&serde_json::from_str(json).unwrap())
     }
 
     #[test]
@@ -403,6 +456,39 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors[0].0, "host");
         assert!(Form::from_json(&Value::Null).is_err());
+    }
+
+    #[test]
+    fn add_words_are_checked_as_the_form_is() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let f = Form::from_words(
+            "first",
+            &words("-N -p 2222 -R 2200:localhost:22 u@relay.example.net"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.line(),
+            "tunnel first -N -p 2222 -R 2200:localhost:22 u@relay.example.net"
+        );
+        let f = Form::from_words("first", &words("-N -p 22 -L 8080:[::1]:80 relay")).unwrap();
+        assert_eq!(f.line(), "tunnel first -N -L 8080:[::1]:80 relay");
+        // What the shell check let through: refused with the form's words.
+        for (args, field) in [
+            ("-N -p 22 -R 2200:localhost:22 u@relay_1", "host"),
+            ("-N -p 22 -R 2200:localhost:22 u@relay.", "host"),
+            ("-N -p 22 -R 2200:localhost:22 -u@relay", "user"),
+            ("-N -p 0 -R 2200:localhost:22 relay", "port"),
+            ("-N -p 22 -R x:localhost:22 relay", "remote.0.listen"),
+            ("-N -p 22 relay", "remote"),
+            ("-N -o ProxyCommand=x -R 1:h:2 relay", "arguments"),
+            ("-R 1:h:2 relay", "arguments"),
+            ("-N -R 1:h relay", "arguments"),
+        ] {
+            let errors = Form::from_words("first", &words(args)).unwrap_err();
+            assert!(errors.iter().any(|(f, _)| f == field), "{args}: {errors:?}");
+        }
+        assert!(Form::from_words("a b", &words("-N -R 1:h:2 relay")).is_err());
+        assert!(Form::from_words("x", &[]).is_err());
     }
 
     #[test]
