@@ -236,6 +236,8 @@ Environment:
     AUTOSSH_DEBUG       when set: log everything, and copy it to stderr
     AUTOSSH_NETWATCH    0 stops testing the connection as soon as the
                         network changes (default 1, with monitoring on)
+    AUTOSSH_KNOCK       0 stops knocking on the relay while waiting to
+                        start ssh again (default 1)
     AUTOSSH_STATEFILE   keep the tunnel's state (up, down, why) in this file
 "
     )

@@ -47,6 +47,8 @@ pub struct Config {
     pub net_timeout_ms: u32,
     /// Whether a network change is tested at once (AUTOSSH_NETWATCH).
     pub netwatch: bool,
+    /// Whether the relay is knocked on while waiting (AUTOSSH_KNOCK).
+    pub knock: bool,
     /// INFO lines that explain adjustments made here (SPEC §3).
     pub notes: Vec<String>,
 }
@@ -116,6 +118,9 @@ impl Config {
         })?
         .unwrap_or(1)
             == 1;
+        // Ours too: 0 stops knocking on the relay while waiting.
+        let knock =
+            number(lookup, "AUTOSSH_KNOCK", "knock", |n| (0..=1).contains(&n))?.unwrap_or(1) == 1;
 
         let mut notes = Vec::new();
         if max_lifetime > 0 {
@@ -155,6 +160,7 @@ impl Config {
             state_file: non_empty(lookup, "AUTOSSH_STATEFILE"),
             net_timeout_ms,
             netwatch,
+            knock,
             notes,
         })
     }

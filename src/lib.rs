@@ -9,6 +9,7 @@ pub(crate) mod child;
 pub mod cnum;
 pub mod config;
 pub(crate) mod daemon;
+pub(crate) mod knock;
 pub(crate) mod log;
 pub(crate) mod machine;
 pub mod messages;
@@ -228,6 +229,8 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         netwatch,
         words,
         state_file,
+        // A knock holds a socket for a moment: none where few are allowed.
+        knock: config.knock && !few_descriptors(),
     };
     let code = supervisor::run(settings, signals, began);
     notify::stopping();

@@ -8,7 +8,10 @@
 //! After every step no deadline lies at or before `now`: whatever was due has
 //! been done, so the loop never wakes for nothing (SPEC §8).
 
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use nix::errno::Errno;
 
 use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
@@ -35,6 +38,14 @@ pub const YOUNG: Duration = Duration::from_secs(5);
 pub const PACED: Duration = Duration::from_secs(10);
 /// The wait between paced starts.
 pub const PACE: Duration = Duration::from_secs(1);
+/// While waiting to start ssh again, the relay's door (the address and
+/// port of ssh's last connection) is knocked on: a TCP connect, nothing
+/// sent. Knocks start at most this often: a relay that is back is found
+/// within about a second, for one SYN a second.
+pub const KNOCK_EVERY: Duration = Duration::from_secs(1);
+/// How long a knock waits for an answer before it counts as unanswered
+/// (the relay's replies dropped): the next one then starts at once.
+pub const KNOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// The rules of one run, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub struct Rules {
     /// Whether the state is published (AUTOSSH_STATEFILE): then the moment
     /// an unmonitored ssh outlives the gate time is a deadline too.
     pub publish: bool,
+    /// Whether the relay is knocked on while waiting (AUTOSSH_KNOCK).
+    pub knock: bool,
 }
 
 /// The tunnel's state, as published (AUTOSSH_STATEFILE).
@@ -129,6 +142,12 @@ pub enum Event {
         from: std::net::IpAddr,
         link_down: bool,
     },
+    /// The answer to [`Action::FindDoor`]: the address and port ssh's own
+    /// connection goes to, where it has one (none through a ProxyCommand).
+    DoorFound(Option<SocketAddr>),
+    /// The answer to [`Action::Knock`]: the door opened (None), or the
+    /// connect failed with this error.
+    Knocked(Option<Errno>),
     /// Only time passed (a deadline was reached).
     Tick,
 }
@@ -153,6 +172,12 @@ pub enum Action {
     Ready,
     /// WATCHDOG=1 to the service manager.
     Watchdog,
+    /// Look for the door of ssh's connection; answered by `DoorFound`.
+    FindDoor,
+    /// Knock on the door (a non-blocking connect); answered by `Knocked`.
+    Knock(SocketAddr),
+    /// Drop the knock in flight.
+    CancelKnock,
     /// Exit with this status; no ssh is left.
     Exit(i32),
 }
@@ -344,6 +369,26 @@ impl Settle {
     }
 }
 
+/// The knocks of one wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Knocking {
+    /// When the knock in flight started.
+    since: Option<Time>,
+    /// When the next one may start; None: no more in this wait.
+    next: Option<Time>,
+    /// A knock of this wait found the door closed.
+    closed: bool,
+}
+
+impl Knocking {
+    fn deadline(&self) -> Option<Time> {
+        match self.since {
+            Some(since) => Some(since + KNOCK_WAIT),
+            None => self.next,
+        }
+    }
+}
+
 /// The decisions and what they remember.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -363,6 +408,14 @@ pub struct Machine {
     /// Until when starts are paced (see [`PACED`]), and whether the next
     /// one is the first since the loss.
     paced: Option<(Time, bool)>,
+    /// When to look for the door of the running ssh's connection.
+    look_at: Option<Time>,
+    /// The door of the last connection ssh made.
+    door: Option<SocketAddr>,
+    /// The knocks of the wait, while waiting.
+    knocking: Knocking,
+    /// When the last knock started, in this wait or an earlier one.
+    last_knock: Option<Time>,
 }
 
 impl Machine {
@@ -384,6 +437,10 @@ impl Machine {
             up: false,
             reason: None,
             paced: None,
+            look_at: None,
+            door: None,
+            knocking: Knocking::default(),
+            last_knock: None,
         }
     }
 
@@ -461,7 +518,10 @@ impl Machine {
     pub fn deadline(&self) -> Option<Time> {
         let own = match self.phase {
             Phase::Begin | Phase::Spawning | Phase::Done(_) => return None,
-            Phase::Waiting { until } => Some(until),
+            Phase::Waiting { until } => [Some(until), self.knocking.deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
             Phase::Running { started, test, .. } => {
                 let due = match test {
                     Test::Due(at) => Some(at),
@@ -471,6 +531,7 @@ impl Machine {
                     due,
                     self.readiness.deadline(&self.rules, started),
                     self.up_at(started),
+                    self.look_at,
                 ]
                 .into_iter()
                 .flatten()
@@ -518,6 +579,8 @@ impl Machine {
                         started: now,
                         test,
                     };
+                    // Once it had time to connect (or not).
+                    self.look_at = self.rules.knock.then_some(now + YOUNG);
                     if self.rules.gate_time == 0 && !self.rules.monitored {
                         self.readiness.set(&mut out);
                         self.earned_up();
@@ -574,6 +637,8 @@ impl Machine {
                     self.stop(Then::Restart, now, &mut out);
                 }
             }
+            Event::DoorFound(door) => self.door = door,
+            Event::Knocked(error) => self.knocked(error, now, &mut out),
             Event::Tick => {}
         }
         self.run_due(now, &mut out);
@@ -598,6 +663,7 @@ impl Machine {
         }
         match self.phase {
             Phase::Waiting { until } if now >= until => self.launch(now, out),
+            Phase::Waiting { .. } => self.knock_due(now, out),
             Phase::Stopping {
                 pid,
                 kill_at: Some(at),
@@ -625,6 +691,10 @@ impl Machine {
                 }
                 if self.up_at(started).is_some_and(|at| now >= at) {
                     self.earned_up();
+                }
+                if self.look_at.is_some_and(|at| now >= at) {
+                    self.look_at = None;
+                    out.push(Action::FindDoor);
                 }
                 // One test for the change, unless one is running already.
                 let settled = self.settle.take(now, Some(started));
@@ -699,6 +769,7 @@ impl Machine {
     }
 
     fn on_ended(&mut self, ended: Ended, now: Time, out: &mut Actions) {
+        self.look_at = None;
         match self.phase {
             Phase::Running { started, test, .. } => {
                 if let Test::Running(_) = test {
@@ -727,6 +798,7 @@ impl Machine {
             out.push(Action::CancelTest);
         }
         out.push(Action::Terminate);
+        self.look_at = None;
         self.phase = Phase::Stopping {
             pid,
             kill_at: Some(now + KILL_GRACE),
@@ -764,6 +836,74 @@ impl Machine {
         }
         out.log(Note::Sleeping(wait.as_secs()));
         self.phase = Phase::Waiting { until: now + wait };
+        // The first knock at once: whether the door is open says whether
+        // knocking can tell anything in this wait.
+        let first = self
+            .last_knock
+            .map_or(now, |last| (last + KNOCK_EVERY).max(now));
+        self.knocking = Knocking {
+            next: (self.rules.knock && self.door.is_some()).then_some(first),
+            ..Knocking::default()
+        };
+    }
+
+    /// A knock that is due: the one in flight given up on (it counts as
+    /// closed), or the next one started.
+    fn knock_due(&mut self, now: Time, out: &mut Actions) {
+        let Some(door) = self.door else {
+            return;
+        };
+        if let Some(since) = self.knocking.since {
+            if now < since + KNOCK_WAIT {
+                return;
+            }
+            out.push(Action::CancelKnock);
+            self.knocking.since = None;
+            self.closed_door(door, Errno::ETIMEDOUT, out);
+            self.knocking.next = Some((since + KNOCK_EVERY).max(now));
+        }
+        if self.knocking.next.is_some_and(|at| now >= at) {
+            self.knocking.since = Some(now);
+            self.knocking.next = Some(now + KNOCK_EVERY);
+            self.last_knock = Some(now);
+            out.push(Action::Knock(door));
+        }
+    }
+
+    /// The door did not open: the reason says so, the first time in a wait.
+    fn closed_door(&mut self, door: SocketAddr, error: Errno, out: &mut Actions) {
+        if !self.knocking.closed {
+            self.knocking.closed = true;
+            self.why(Note::RelayUnreachable { door, error }, out);
+        }
+    }
+
+    /// The answer to a knock: a door that opened after it was found closed
+    /// ends the wait; one open from the first knock says that reaching the
+    /// relay is not what failed, and knocking stops for this wait.
+    fn knocked(&mut self, error: Option<Errno>, now: Time, out: &mut Actions) {
+        let (Phase::Waiting { .. }, Some(_), Some(door)) =
+            (self.phase, self.knocking.since, self.door)
+        else {
+            return;
+        };
+        self.knocking.since = None;
+        match error {
+            Some(error) => self.closed_door(door, error, out),
+            None if self.knocking.closed => {
+                out.log(Note::RelayBack(door));
+                self.launch(now, out);
+            }
+            None => self.knocking.next = None,
+        }
+    }
+
+    /// Ends the knocks of a wait that is over.
+    fn stop_knocking(&mut self, out: &mut Actions) {
+        if self.knocking.since.is_some() {
+            out.push(Action::CancelKnock);
+        }
+        self.knocking = Knocking::default();
     }
 
     fn launch(&mut self, now: Time, out: &mut Actions) {
@@ -773,6 +913,7 @@ impl Machine {
             self.why(Note::LifetimeReached, out);
             return self.exit(0, out);
         }
+        self.stop_knocking(out);
         self.starts = self.starts.saturating_add(1);
         out.log(Note::Starting {
             count: self.starts,
@@ -786,6 +927,7 @@ impl Machine {
     }
 
     fn exit(&mut self, code: i32, out: &mut Actions) {
+        self.stop_knocking(out);
         out.push(Action::Exit(code));
         self.phase = Phase::Done(code);
     }

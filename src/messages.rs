@@ -180,13 +180,21 @@ pub enum Note {
     LifetimeReached,
     /// INFO `ssh child pid N did not exit on SIGTERM; sending SIGKILL`
     KillingStubborn(i32),
+    /// DEBUG `relay unreachable: ADDRESS:PORT: ERROR`: a knock while waiting
+    /// found the relay's door closed.
+    RelayUnreachable {
+        door: std::net::SocketAddr,
+        error: Errno,
+    },
+    /// INFO `the relay ADDRESS:PORT answers again; starting ssh now`
+    RelayBack(std::net::SocketAddr),
 }
 
 impl Note {
     pub fn level(&self) -> log::Level {
         use log::Level::{Debug, Error, Info};
         match self {
-            Note::Tries(_) | Note::Sleeping(_) => Debug,
+            Note::Tries(_) | Note::Sleeping(_) | Note::RelayUnreachable { .. } => Debug,
             Note::SpawnFailed(_) | Note::EndedPrematurely(_) => Error,
             _ => Info,
         }
@@ -233,6 +241,12 @@ impl Note {
             Note::LifetimeReached => "exceeded maximum time to live, shutting down".to_string(),
             Note::KillingStubborn(pid) => {
                 format!("ssh child pid {pid} did not exit on SIGTERM; sending SIGKILL")
+            }
+            Note::RelayUnreachable { door, error } => {
+                format!("relay unreachable: {door}: {}", OsError(error))
+            }
+            Note::RelayBack(door) => {
+                format!("the relay {door} answers again; starting ssh now")
             }
         }
     }

@@ -9,7 +9,7 @@
 //! and whether this host still has its address, on a link that is up.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A socket of `/proc/net/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,11 +192,14 @@ impl Sockets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Socket {
     pub local: IpAddr,
+    /// The address and port it is connected (or connecting) to.
+    pub remote: SocketAddr,
     pub state: u8,
     pub inode: u64,
 }
 
 const ESTABLISHED: u8 = 0x01;
+const SYN_SENT: u8 = 0x02;
 
 /// An address of either table: 8 hex digits, or 32 (four native words).
 fn ip(text: &str) -> Option<IpAddr> {
@@ -222,10 +225,13 @@ fn ip(text: &str) -> Option<IpAddr> {
 fn socket(line: &str) -> Option<Socket> {
     let mut f = line.split_whitespace();
     let local = ip(f.nth(1)?.split_once(':')?.0)?;
-    let state = u8::from_str_radix(f.nth(1)?, 16).ok()?;
+    let (remote, port) = f.next()?.split_once(':')?;
+    let remote = SocketAddr::new(ip(remote)?, u16::from_str_radix(port, 16).ok()?);
+    let state = u8::from_str_radix(f.next()?, 16).ok()?;
     let inode = f.nth(5)?.parse().ok()?;
     Some(Socket {
         local,
+        remote,
         state,
         inode,
     })
@@ -303,6 +309,30 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
     theirs
         .iter()
         .find_map(|inodes| first_connection(&sockets, inodes))
+}
+
+/// The door of ssh's own connection to its server: the address and port of
+/// the TCP socket on ssh's lowest descriptor that is connected or
+/// connecting, not on loopback. None through a ProxyCommand (ssh holds no
+/// such socket; what its command connects to is not ssh's server) or where
+/// it cannot be told.
+pub fn door(ssh: i32) -> Option<SocketAddr> {
+    let own = sockets_by_fd(ssh);
+    first_door(&sockets_among(&own), &own)
+}
+
+/// [`door`] among `inodes`, lowest descriptor first.
+pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<SocketAddr> {
+    inodes.iter().find_map(|inode| {
+        sockets
+            .iter()
+            .find(|s| {
+                s.inode == *inode
+                    && matches!(s.state, ESTABLISHED | SYN_SENT)
+                    && !s.local.is_loopback()
+            })
+            .map(|s| s.remote)
+    })
 }
 
 /// Whether `from` is still one of this host's addresses, on a link that is
@@ -412,6 +442,21 @@ mod tests {
         );
         assert_eq!(first_connection(&s, &[100, 300, 999]), None);
         assert!(parse_sockets("h\n0: 12:34 56:78 01 x x x x x 9\n").is_empty());
+        // The door: where ssh's own connection goes, also while it connects.
+        assert_eq!(
+            first_door(&s, &[100, 300, 200]),
+            Some("10.200.0.2:22".parse().unwrap())
+        );
+        assert_eq!(
+            first_door(&s, &[500]),
+            Some("10.200.0.2:22".parse().unwrap())
+        );
+        let connecting = parse_sockets(&v4.replace(" 0200C80A:0016 01 ", " 0200C80A:0016 02 "));
+        assert_eq!(
+            first_door(&connecting, &[200]),
+            Some("10.200.0.2:22".parse().unwrap())
+        );
+        assert_eq!(first_door(&s, &[100, 300]), None);
     }
 
     #[test]

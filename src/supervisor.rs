@@ -15,6 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use crate::child::{self, Ssh};
+use crate::knock::{self, Knock};
 use crate::machine::{Action, Event, Machine, Rules, Time, KILL_GRACE};
 use crate::machine::{State, Status};
 use crate::messages::OsError;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub words: Option<Sink>,
     /// Where the tunnel's state is kept (AUTOSSH_STATEFILE).
     pub state_file: Option<StateFile>,
+    /// Whether the relay is knocked on while waiting (AUTOSSH_KNOCK).
+    pub knock: bool,
 }
 
 /// Seconds since the Unix epoch, for the state file.
@@ -89,6 +92,8 @@ struct World {
     words: Option<Words>,
     budget: Budget,
     probe: Option<Probe>,
+    /// The knock in flight, while waiting.
+    knock: Option<Knock>,
     began: Instant,
     /// A start, a test or a look at the sockets happened in this wake-up
     /// (each allocates and frees, the C library's folder buffers among it):
@@ -222,6 +227,19 @@ impl World {
                 self.probe = None;
                 self.held = None;
             }
+            Action::FindDoor => {
+                self.trim = true;
+                let door = self
+                    .ssh
+                    .as_ref()
+                    .and_then(|s| owner::door(s.pid().as_raw()));
+                answers.push_back(Event::DoorFound(door));
+            }
+            Action::Knock(door) => match Knock::start(door) {
+                knock::Started::Answered(answer) => answers.push_back(Event::Knocked(answer)),
+                knock::Started::Waiting(knock) => self.knock = Some(knock),
+            },
+            Action::CancelKnock => self.knock = None,
             Action::Ready => notify::ready(),
             Action::Watchdog => notify::watchdog(),
             Action::Exit(_) => {}
@@ -319,6 +337,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         watchdog: settings.watchdog,
         notify: notify::enabled(),
         publish: settings.state_file.is_some(),
+        knock: settings.knock,
     };
     let mut machine = Machine::new(rules);
     let mut world = World {
@@ -327,6 +346,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         words: None,
         budget: Budget::new(),
         probe: None,
+        knock: None,
         held: None,
         began,
         trim: false,
@@ -365,6 +385,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
             signal_fd.clone(),
             signal_fd.clone(),
             signal_fd.clone(),
+            signal_fd.clone(),
             signal_fd,
         ];
         let mut used = 1;
@@ -387,6 +408,11 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
             }
             _ => None,
         };
+        let knock_at = world.knock.as_ref().map(|knock| {
+            fds[used] = PollFd::new(knock.fd(), PollFlags::POLLOUT);
+            used += 1;
+            used - 1
+        });
         let ready = |at: Option<usize>, fds: &[PollFd]| {
             at.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()))
         };
@@ -403,6 +429,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         let network = ready(watch_at, &fds);
         let test_moved = ready(test_at, &fds);
         let said = ready(words_at, &fds);
+        let knocked = ready(knock_at, &fds);
 
         let now = world.now();
         // What ssh said comes before what happened to it.
@@ -460,6 +487,17 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         if let Some(event) = event {
             if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
                 return code;
+            }
+        }
+        // A knock answered: the door opened, or why not.
+        if knocked {
+            if let Some(knock) = world.knock.take() {
+                let answer = knock.answer();
+                if let Some(code) =
+                    world.feed(&mut machine, Event::Knocked(answer), now, &mut answers)
+                {
+                    return code;
+                }
             }
         }
         // A failure held for a death that did not come is a failure after all.

@@ -289,3 +289,58 @@ fn signal_storm() {
     assert!(fake.count_log("starting ssh") > asked);
     r.stop();
 }
+
+/// The relay's sshd gone long enough for the backoff's waits to grow, then
+/// back just as a long wait began: the knocks find it within about a
+/// second, and ssh starts at once instead of at the wait's end. With -M 0
+/// and the default poll (600 s), where the waits grow past a minute.
+#[test]
+fn the_relay_back_ends_the_wait() {
+    if !can_run() {
+        return;
+    }
+    let mut remote = Remote::new();
+    let fake = Fake::new("knock");
+    let user = free_pair();
+    let r = Running::start(command(autossh_bin(), &fake, &remote, "0", user, "600"));
+    assert!(
+        wait_until(SLOW_LIMIT, || echo_through(user)),
+        "{:?}",
+        fake.messages()
+    );
+    // The door is found 5 s after ssh started.
+    std::thread::sleep(Duration::from_secs(6));
+    remote.stop_sshd(true);
+    // Refused at once, again and again: the quick starts, then waits of
+    // 2, 8, 18 s... A wait of 18 s or more is where the sshd comes back.
+    let long_wait = |fake: &Fake| {
+        fake.messages().iter().any(|m| {
+            m.strip_prefix("sleeping for grace time ")
+                .or_else(|| m.split_once("sleeping for grace time ").map(|(_, w)| w))
+                .and_then(|w| w.strip_suffix(" secs"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 18)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || long_wait(&fake)),
+        "{:?}",
+        fake.messages()
+    );
+    assert!(fake.wait_log("relay unreachable: ", SLOW_LIMIT));
+    remote.start_sshd();
+    let back = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || echo_through(user)),
+        "{:?}",
+        fake.messages()
+    );
+    let took = back.elapsed();
+    eprintln!("the relay back: forward back {took:?} after");
+    assert!(fake.wait_log("answers again; starting ssh now", LIMIT));
+    // About a second for the knock, and the login; waiting out the timer
+    // would take 18 s at the least.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(children_of(r.pid).0.len(), 1);
+    r.stop();
+}

@@ -36,6 +36,7 @@ fn rules() -> Rules {
         watchdog: None,
         notify: false,
         publish: false,
+        knock: false,
     }
 }
 
@@ -62,6 +63,9 @@ fn show(actions: &Actions) -> String {
             Action::CancelTest => "cancel test".into(),
             Action::Ready => "ready".into(),
             Action::Watchdog => "watchdog".into(),
+            Action::FindDoor => "find door".into(),
+            Action::Knock(door) => format!("knock {door}"),
+            Action::CancelKnock => "cancel knock".into(),
             Action::Exit(code) => format!("exit {code}"),
         })
         .collect::<Vec<_>>()
@@ -687,6 +691,149 @@ fn a_lost_connection() {
 }
 
 /// The service manager: READY=1 once, the watchdog at its interval.
+fn knocking() -> Rules {
+    Rules {
+        knock: true,
+        ..rules()
+    }
+}
+
+const DOOR: ([u8; 4], u16) = ([10, 0, 0, 2], 22);
+
+fn door() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(DOOR)
+}
+
+/// Running with `knock`: the door is looked for once, 5 s after the start,
+/// and then nothing more while ssh runs.
+fn knocking_run() -> Run {
+    let mut r = Run::running(knocking());
+    assert_eq!(r.m.deadline(), Some(YOUNG));
+    assert_eq!(r.at(YOUNG, Event::Tick), "find door");
+    assert_eq!(r.now(Event::DoorFound(Some(door()))), "");
+    assert_eq!(r.m.deadline(), None, "nothing more while it runs");
+    r
+}
+
+/// ssh ends a second after each start until the backoff waits 10 s or
+/// more; what the last step said.
+fn fail_until_a_long_wait(r: &mut Run) -> String {
+    for pid in PID + 1..PID + 40 {
+        let said = r.after(s(1), Event::SshEnded(Ended::Exited(255)));
+        let said = match r.m.phase() {
+            Phase::Waiting { until } if until >= r.now + s(10) => return said,
+            Phase::Waiting { until } => r.at(until, Event::Tick),
+            _ => said,
+        };
+        assert!(said.ends_with("spawn"), "{said}");
+        r.now(Event::Spawned { pid });
+    }
+    panic!("no long wait");
+}
+
+#[test]
+fn a_closed_door_that_opens_ends_the_wait() {
+    let mut r = knocking_run();
+    // ssh dies (the relay went away) again and again: then a long wait.
+    let said = fail_until_a_long_wait(&mut r);
+    assert!(said.ends_with(" secs; knock 10.0.0.2:22"), "{said}");
+    let starts = r.m.starts();
+    // Refused: said once, as the reason; the next knock a second later.
+    assert_eq!(
+        r.after(ms(2), Event::Knocked(Some(Errno::ECONNREFUSED))),
+        "relay unreachable: 10.0.0.2:22: Connection refused"
+    );
+    assert_eq!(
+        r.m.status().reason,
+        Some(Note::RelayUnreachable {
+            door: door(),
+            error: Errno::ECONNREFUSED
+        })
+    );
+    let knocked_at = r.now - ms(2);
+    assert_eq!(r.m.deadline(), Some(knocked_at + KNOCK_EVERY));
+    assert_eq!(
+        r.at(knocked_at + KNOCK_EVERY, Event::Tick),
+        "knock 10.0.0.2:22"
+    );
+    // Unanswered (replies dropped): given up on after a second, and the
+    // next one starts at once; nothing more is said.
+    assert_eq!(
+        r.after(KNOCK_WAIT, Event::Tick),
+        "cancel knock; knock 10.0.0.2:22"
+    );
+    // A signal that changes nothing leaves the knock alone.
+    assert_eq!(r.after(ms(10), Event::Signal(USR2)), "");
+    // The door opens: the wait ends now, as with a HUP.
+    let said = r.after(ms(300), Event::Knocked(None));
+    assert_eq!(
+        said,
+        format!(
+            "the relay 10.0.0.2:22 answers again; starting ssh now; starting ssh (count {}); spawn",
+            starts + 1
+        )
+    );
+}
+
+#[test]
+fn an_open_door_changes_nothing() {
+    let mut r = knocking_run();
+    // A refused key: ssh ends at once, many times over; the relay answers.
+    fail_until_a_long_wait(&mut r);
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!("{:?}", r.m.phase());
+    };
+    assert_eq!(r.after(ms(5), Event::Knocked(None)), "");
+    // No more knocks in this wait: the timer decides, as without knocking.
+    assert_eq!(r.m.deadline(), Some(until));
+    assert!(r.at(until, Event::Tick).ends_with("spawn"));
+}
+
+#[test]
+fn knocks_end_with_the_wait_and_need_a_door() {
+    // A signal ends the wait with a knock in flight: it is dropped.
+    let mut r = knocking_run();
+    let said = fail_until_a_long_wait(&mut r);
+    assert!(said.ends_with("knock 10.0.0.2:22"), "{said}");
+    let starts = r.m.starts();
+    assert_eq!(
+        r.after(ms(10), Event::Signal(HUP)),
+        format!("cancel knock; starting ssh (count {}); spawn", starts + 1)
+    );
+    // An answer after that is not news.
+    assert_eq!(r.now(Event::Knocked(None)), "");
+    r.now(Event::Spawned { pid: 9 });
+    // An exit during a knock drops it too.
+    let mut r = knocking_run();
+    fail_until_a_long_wait(&mut r);
+    assert_eq!(
+        r.after(ms(10), Event::Signal(TERM)),
+        "received signal to exit (15); cancel knock; exit 1"
+    );
+
+    // No door (a ProxyCommand), or knocking off: no knock.
+    for (rules, found) in [(knocking(), None), (rules(), Some(door()))] {
+        let mut r = Run::running(rules);
+        if rules.knock {
+            assert_eq!(r.at(YOUNG, Event::Tick), "find door");
+            r.now(Event::DoorFound(found));
+        }
+        let said = fail_until_a_long_wait(&mut r);
+        assert!(!said.contains("knock"), "{said}");
+        assert!(matches!(r.m.phase(), Phase::Waiting { .. }));
+    }
+
+    // An ssh that ends before it is 5 s old is not looked at, and leaves
+    // no deadline behind.
+    let mut r = knocking_run();
+    r.after(s(1), Event::SshEnded(Ended::Exited(255)));
+    r.now(Event::Spawned { pid: 7 });
+    assert_eq!(r.m.deadline(), Some(r.now + YOUNG));
+    r.after(s(4), Event::SshEnded(Ended::Exited(255)));
+    r.now(Event::Spawned { pid: 8 });
+    assert_eq!(r.m.deadline(), Some(r.now + YOUNG));
+}
+
 #[test]
 fn readiness_and_watchdog() {
     let told = Rules {
@@ -886,6 +1033,7 @@ fn random_rules(rng: &mut Rng) -> Rules {
             .then(|| Duration::from_millis(1 + rng.below(60_000))),
         notify: rng.chance(50),
         publish: rng.chance(50),
+        knock: rng.chance(60),
     }
 }
 
@@ -911,6 +1059,12 @@ struct World {
     exited: Option<i32>,
     /// A test of the running ssh has passed.
     passed: bool,
+    /// When the knock in flight started.
+    knocking: Option<Time>,
+    /// When the last knock started.
+    last_knock: Option<Time>,
+    /// The door the machine was told of.
+    door: Option<std::net::SocketAddr>,
 }
 
 /// The status that a line announcing the end calls for.
@@ -937,6 +1091,9 @@ impl World {
             reason: None,
             exited: None,
             passed: false,
+            knocking: None,
+            last_knock: None,
+            door: None,
         }
     }
 
@@ -954,6 +1111,15 @@ impl World {
                 Action::Log(note) => {
                     if let Note::Sleeping(secs) = note {
                         assert!(secs <= u64::from(self.rules.poll), "waits {secs} s");
+                    }
+                    if let Note::RelayBack(_) = note {
+                        // A wait ended by a knock is followed by a start.
+                        assert!(
+                            list[i + 1..]
+                                .iter()
+                                .any(|a| matches!(a, Action::Spawn | Action::Exit(_))),
+                            "the relay is back, and nothing starts: {list:?}"
+                        );
                     }
                     if self.reason.is_none() {
                         self.reason = reason_of(note);
@@ -1024,6 +1190,43 @@ impl World {
                     assert_eq!(self.ready, 1, "READY=1 twice");
                 }
                 Action::Watchdog => assert!(self.rules.watchdog.is_some()),
+                Action::FindDoor => {
+                    assert!(self.rules.knock, "a look for the door without knocking");
+                    let ssh = self.ssh.as_ref().expect("a look without an ssh");
+                    assert!(ssh.asked_at.is_none(), "a look at a stopping ssh");
+                    self.door = rng
+                        .chance(80)
+                        .then(|| std::net::SocketAddr::from(([10, 0, 0, 2], 22)));
+                    let follow = m.step(Event::DoorFound(self.door), now);
+                    steps += self.apply(m, &follow, now, rng);
+                }
+                Action::Knock(door) => {
+                    assert!(self.rules.knock, "a knock without knocking");
+                    assert_eq!(Some(door), self.door, "a knock on another door");
+                    assert!(self.ssh.is_none(), "a knock while ssh runs");
+                    assert!(self.knocking.is_none(), "two knocks at once");
+                    assert!(
+                        matches!(m.phase(), Phase::Waiting { .. }),
+                        "a knock while {:?}",
+                        m.phase()
+                    );
+                    if let Some(last) = self.last_knock {
+                        assert!(now >= last + KNOCK_EVERY, "knocks too often");
+                    }
+                    self.last_knock = Some(now);
+                    self.knocking = Some(now);
+                    if rng.chance(10) {
+                        // Answered at once.
+                        self.knocking = None;
+                        let answer = rng.pick(&[None, Some(Errno::ECONNREFUSED)]);
+                        let follow = m.step(Event::Knocked(answer), now);
+                        steps += self.apply(m, &follow, now, rng);
+                    }
+                }
+                Action::CancelKnock => {
+                    assert!(self.knocking.is_some(), "CancelKnock without a knock");
+                    self.knocking = None;
+                }
                 Action::Exit(code) => {
                     assert!(self.ssh.is_none(), "exit with ssh left");
                     assert_eq!(self.reason, Some(code), "exit status");
@@ -1066,6 +1269,13 @@ impl World {
                 assert_eq!(self.exited, Some(code));
                 assert!(self.ssh.is_none());
             }
+        }
+        if self.knocking.is_some() {
+            assert!(
+                matches!(m.phase(), Phase::Waiting { .. }),
+                "a knock left in flight while {:?}",
+                m.phase()
+            );
         }
         if let Some(ssh) = &self.ssh {
             if let Some(asked) = ssh.asked_at {
@@ -1136,6 +1346,9 @@ impl World {
                 ])),
                 None => Event::Tick,
             }
+        } else if r < 80 && self.knocking.is_some() {
+            self.knocking = None;
+            Event::Knocked(rng.pick(&[None, Some(Errno::ECONNREFUSED), Some(Errno::EHOSTUNREACH)]))
         } else if r < 88 {
             if self.testing {
                 if rng.chance(80) {

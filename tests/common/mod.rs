@@ -59,7 +59,7 @@ pub fn tunnels_bin() -> &'static str {
 pub const REFERENCE: &str = "/usr/lib/autossh/autossh";
 
 /// Every variable the usage text and the man page must explain.
-pub const VARIABLES: [&str; 14] = [
+pub const VARIABLES: [&str; 15] = [
     "AUTOSSH_GATETIME",
     "AUTOSSH_POLL",
     "AUTOSSH_FIRST_POLL",
@@ -73,6 +73,7 @@ pub const VARIABLES: [&str; 14] = [
     "AUTOSSH_LOGLEVEL",
     "AUTOSSH_DEBUG",
     "AUTOSSH_NETWATCH",
+    "AUTOSSH_KNOCK",
     "AUTOSSH_STATEFILE",
 ];
 

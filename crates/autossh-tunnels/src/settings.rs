@@ -16,7 +16,7 @@ use crate::list;
 /// for every tunnel pass; a monitor port (`AUTOSSH_PORT`) is a tunnel's own
 /// (`env NAME AUTOSSH_PORT=...`), but 0, monitoring off for all, passes;
 /// the pid file, state file and gate time are set per tunnel.
-pub const PASSED: [&str; 32] = [
+pub const PASSED: [&str; 33] = [
     "PATH",
     "HOME",
     "USER",
@@ -49,6 +49,7 @@ pub const PASSED: [&str; 32] = [
     "AUTOSSH_LOGLEVEL",
     "AUTOSSH_DEBUG",
     "AUTOSSH_NETWATCH",
+    "AUTOSSH_KNOCK",
 ];
 
 /// The part of `vars` (this program's environment) that every tunnel's
