@@ -44,8 +44,10 @@ pub const PACE: Duration = Duration::from_secs(1);
 /// within about a second, for one SYN a second.
 pub const KNOCK_EVERY: Duration = Duration::from_secs(1);
 /// How long a knock waits for an answer before it counts as unanswered
-/// (the relay's replies dropped): the next one then starts at once.
-pub const KNOCK_WAIT: Duration = Duration::from_secs(1);
+/// (the relay's replies dropped): the next one then starts at once. Long
+/// enough for the kernel to send its SYN again (after 1 s) within one
+/// knock: a single lost SYN is not taken for a closed door.
+pub const KNOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// The rules of one run, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -637,7 +639,9 @@ impl Machine {
                     self.stop(Then::Restart, now, &mut out);
                 }
             }
-            Event::DoorFound(door) => self.door = door,
+            // A look that found none (ssh still resolving, say) keeps the
+            // door of an earlier ssh.
+            Event::DoorFound(door) => self.door = door.or(self.door),
             Event::Knocked(error) => self.knocked(error, now, &mut out),
             Event::Tick => {}
         }
@@ -889,6 +893,9 @@ impl Machine {
         };
         self.knocking.since = None;
         match error {
+            // This host could not knock (no descriptor, no such address
+            // here): that says nothing of the relay; no more knocks now.
+            Some(error) if !about_the_relay(error) => self.knocking.next = None,
             Some(error) => self.closed_door(door, error, out),
             None if self.knocking.closed => {
                 out.log(Note::RelayBack(door));
@@ -931,6 +938,22 @@ impl Machine {
         out.push(Action::Exit(code));
         self.phase = Phase::Done(code);
     }
+}
+
+/// Whether a knock's failure says something of the relay (refused,
+/// unreachable, timed out), rather than of this host.
+pub fn about_the_relay(error: Errno) -> bool {
+    matches!(
+        error,
+        Errno::ECONNREFUSED
+            | Errno::ETIMEDOUT
+            | Errno::EHOSTUNREACH
+            | Errno::ENETUNREACH
+            | Errno::EHOSTDOWN
+            | Errno::ENETDOWN
+            | Errno::ECONNRESET
+            | Errno::ECONNABORTED
+    )
 }
 
 fn secs(n: u32) -> Duration {

@@ -186,7 +186,7 @@ pub enum Note {
         door: std::net::SocketAddr,
         error: Errno,
     },
-    /// INFO `the relay ADDRESS:PORT answers again; starting ssh now`
+    /// DEBUG `the relay ADDRESS:PORT answers again; starting ssh now`
     RelayBack(std::net::SocketAddr),
 }
 
@@ -194,7 +194,10 @@ impl Note {
     pub fn level(&self) -> log::Level {
         use log::Level::{Debug, Error, Info};
         match self {
-            Note::Tries(_) | Note::Sleeping(_) | Note::RelayUnreachable { .. } => Debug,
+            Note::Tries(_)
+            | Note::Sleeping(_)
+            | Note::RelayUnreachable { .. }
+            | Note::RelayBack(_) => Debug,
             Note::SpawnFailed(_) | Note::EndedPrematurely(_) => Error,
             _ => Info,
         }

@@ -312,10 +312,11 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
 }
 
 /// The door of ssh's own connection to its server: the address and port of
-/// the TCP socket on ssh's lowest descriptor that is connected or
-/// connecting, not on loopback. None through a ProxyCommand (ssh holds no
-/// such socket; what its command connects to is not ssh's server) or where
-/// it cannot be told.
+/// the TCP socket on ssh's lowest descriptor (opened before any forward),
+/// where it is connected or connecting, not on loopback, and not to a
+/// link-local address (whose interface /proc does not say). None through a
+/// ProxyCommand (ssh holds no TCP socket of its own then; what its command
+/// connects to is not ssh's server) or where it cannot be told.
 pub fn door(ssh: i32) -> Option<SocketAddr> {
     let own = sockets_by_fd(ssh);
     first_door(&sockets_among(&own), &own)
@@ -323,16 +324,15 @@ pub fn door(ssh: i32) -> Option<SocketAddr> {
 
 /// [`door`] among `inodes`, lowest descriptor first.
 pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<SocketAddr> {
-    inodes.iter().find_map(|inode| {
-        sockets
-            .iter()
-            .find(|s| {
-                s.inode == *inode
-                    && matches!(s.state, ESTABLISHED | SYN_SENT)
-                    && !s.local.is_loopback()
-            })
-            .map(|s| s.remote)
-    })
+    let lowest = inodes
+        .iter()
+        .find_map(|inode| sockets.iter().find(|s| s.inode == *inode))?;
+    let link_local = match lowest.remote.ip() {
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+        IpAddr::V4(v4) => v4.is_link_local(),
+    };
+    (matches!(lowest.state, ESTABLISHED | SYN_SENT) && !lowest.local.is_loopback() && !link_local)
+        .then_some(lowest.remote)
 }
 
 /// Whether `from` is still one of this host's addresses, on a link that is
@@ -444,7 +444,7 @@ mod tests {
         assert!(parse_sockets("h\n0: 12:34 56:78 01 x x x x x 9\n").is_empty());
         // The door: where ssh's own connection goes, also while it connects.
         assert_eq!(
-            first_door(&s, &[100, 300, 200]),
+            first_door(&s, &[200, 100, 300]),
             Some("10.200.0.2:22".parse().unwrap())
         );
         assert_eq!(
@@ -456,7 +456,14 @@ mod tests {
             first_door(&connecting, &[200]),
             Some("10.200.0.2:22".parse().unwrap())
         );
+        // Only the lowest TCP socket: a listener there means none (a later
+        // socket is a forward's).
         assert_eq!(first_door(&s, &[100, 300]), None);
+        assert_eq!(first_door(&s, &[100, 200]), None);
+        assert_eq!(
+            first_door(&s, &[999, 200]),
+            Some("10.200.0.2:22".parse().unwrap())
+        );
     }
 
     #[test]

@@ -432,6 +432,18 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         let knocked = ready(knock_at, &fds);
 
         let now = world.now();
+        // A knock's answer is read first, from the socket that was polled:
+        // a step below may give it up and start another.
+        if knocked {
+            if let Some(knock) = world.knock.take() {
+                let answer = knock.answer();
+                if let Some(code) =
+                    world.feed(&mut machine, Event::Knocked(answer), now, &mut answers)
+                {
+                    return code;
+                }
+            }
+        }
         // What ssh said comes before what happened to it.
         if said {
             if let Some(words) = world.words.as_mut() {
@@ -487,17 +499,6 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         if let Some(event) = event {
             if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
                 return code;
-            }
-        }
-        // A knock answered: the door opened, or why not.
-        if knocked {
-            if let Some(knock) = world.knock.take() {
-                let answer = knock.answer();
-                if let Some(code) =
-                    world.feed(&mut machine, Event::Knocked(answer), now, &mut answers)
-                {
-                    return code;
-                }
             }
         }
         // A failure held for a death that did not come is a failure after all.

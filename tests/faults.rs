@@ -344,3 +344,54 @@ fn the_relay_back_ends_the_wait() {
     assert_eq!(children_of(r.pid).0.len(), 1);
     r.stop();
 }
+
+/// A relay that answers but refuses the key: the first knock of each wait
+/// finds the door open, so knocking stops there and the backoff's waits
+/// are kept; no restart storm.
+#[test]
+fn a_relay_that_refuses_gets_no_more_starts() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("knockkey");
+    let user = free_pair();
+    let r = Running::start(command(autossh_bin(), &fake, &remote, "0", user, "600"));
+    assert!(
+        wait_until(SLOW_LIMIT, || echo_through(user)),
+        "{:?}",
+        fake.messages()
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    remote.refuse_keys();
+    let ssh = children_of(r.pid).0;
+    assert_eq!(ssh.len(), 1);
+    signal(ssh[0], libc::SIGKILL);
+    // Quick starts, refused at once, until a wait of 8 s.
+    let waiting = |fake: &Fake| {
+        fake.messages().iter().any(|m| {
+            m.strip_prefix("sleeping for grace time ")
+                .and_then(|w| w.strip_suffix(" secs"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 8)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || waiting(&fake)),
+        "{:?}",
+        fake.messages()
+    );
+    let starts = fake.count_log("starting ssh");
+    // The wait is kept: no start within 5 s (a knock that ended it would
+    // start one within about a second).
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        fake.count_log("starting ssh"),
+        starts,
+        "{:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("answers again"), 0);
+    assert_eq!(fake.count_log("relay unreachable"), 0);
+    r.stop();
+}

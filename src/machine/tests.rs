@@ -790,6 +790,21 @@ fn an_open_door_changes_nothing() {
 }
 
 #[test]
+fn a_knock_that_fails_here_says_nothing_of_the_relay() {
+    let mut r = knocking_run();
+    fail_until_a_long_wait(&mut r);
+    let reason = r.m.status().reason;
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!("{:?}", r.m.phase());
+    };
+    assert_eq!(r.after(ms(1), Event::Knocked(Some(Errno::EMFILE))), "");
+    assert_eq!(r.m.status().reason, reason);
+    assert_eq!(r.m.deadline(), Some(until), "no more knocks in this wait");
+    assert!(about_the_relay(Errno::ECONNREFUSED) && about_the_relay(Errno::ETIMEDOUT));
+    assert!(!about_the_relay(Errno::EADDRNOTAVAIL) && !about_the_relay(Errno::EINVAL));
+}
+
+#[test]
 fn knocks_end_with_the_wait_and_need_a_door() {
     // A signal ends the wait with a knock in flight: it is dropped.
     let mut r = knocking_run();
@@ -1194,10 +1209,12 @@ impl World {
                     assert!(self.rules.knock, "a look for the door without knocking");
                     let ssh = self.ssh.as_ref().expect("a look without an ssh");
                     assert!(ssh.asked_at.is_none(), "a look at a stopping ssh");
-                    self.door = rng
+                    let found = rng
                         .chance(80)
                         .then(|| std::net::SocketAddr::from(([10, 0, 0, 2], 22)));
-                    let follow = m.step(Event::DoorFound(self.door), now);
+                    // None keeps the door known before.
+                    self.door = found.or(self.door);
+                    let follow = m.step(Event::DoorFound(found), now);
                     steps += self.apply(m, &follow, now, rng);
                 }
                 Action::Knock(door) => {
