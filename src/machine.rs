@@ -38,6 +38,20 @@ pub const YOUNG: Duration = Duration::from_secs(5);
 pub const PACED: Duration = Duration::from_secs(10);
 /// The wait between paced starts.
 pub const PACE: Duration = Duration::from_secs(1);
+/// While ssh's last words say the relay refused a remote forward (it still
+/// holds that port for an earlier session, until it notices that session
+/// is gone), ssh is started again every 2 s for the first 2 minutes (a
+/// relay with `ClientAliveInterval` lets go within about a minute: the port
+/// is found within 2 s of its release), every 10 s until 10 minutes, then
+/// every 30 s: each retry is a full login on the relay.
+pub fn held_wait(held_for: Duration) -> Duration {
+    match held_for.as_secs() {
+        0..120 => Duration::from_secs(2),
+        120..600 => Duration::from_secs(10),
+        _ => Duration::from_secs(30),
+    }
+}
+
 /// While waiting to start ssh again, the relay's door (the address and
 /// port of ssh's last connection) is knocked on: a TCP connect, nothing
 /// sent. Knocks start at most this often: a relay that is back is found
@@ -150,6 +164,9 @@ pub enum Event {
     /// The answer to [`Action::Knock`]: the door opened (None), or the
     /// connect failed with this error.
     Knocked(Option<Errno>),
+    /// ssh's last words say the relay would not forward this remote port
+    /// (fed just before its `SshEnded`).
+    PortHeld(u16),
     /// Only time passed (a deadline was reached).
     Tick,
 }
@@ -418,6 +435,10 @@ pub struct Machine {
     knocking: Knocking,
     /// When the last knock started, in this wait or an earlier one.
     last_knock: Option<Time>,
+    /// The port the ending ssh said the relay holds.
+    held_port: Option<u16>,
+    /// Since when ssh after ssh found a port held.
+    held_since: Option<Time>,
 }
 
 impl Machine {
@@ -443,6 +464,8 @@ impl Machine {
             door: None,
             knocking: Knocking::default(),
             last_knock: None,
+            held_port: None,
+            held_since: None,
         }
     }
 
@@ -570,6 +593,7 @@ impl Machine {
             Event::Signal(signal) => self.on_signal(signal, now, &mut out),
             Event::Spawned { pid } => {
                 if self.phase == Phase::Spawning {
+                    self.held_port = None;
                     out.log(Note::ChildPid(pid));
                     let test = if self.rules.monitored {
                         Test::Due(now + secs(self.rules.first_poll))
@@ -613,6 +637,8 @@ impl Machine {
                     });
                     self.readiness.set(&mut out);
                     self.earned_up();
+                    // The forwards work: no port is held any more.
+                    self.held_since = None;
                 }
             }
             Event::TestFailed => {
@@ -643,6 +669,11 @@ impl Machine {
             // door of an earlier ssh.
             Event::DoorFound(door) => self.door = door.or(self.door),
             Event::Knocked(error) => self.knocked(error, now, &mut out),
+            Event::PortHeld(port) => {
+                if let Phase::Running { .. } = self.phase {
+                    self.held_port = Some(port);
+                }
+            }
             Event::Tick => {}
         }
         self.run_due(now, &mut out);
@@ -823,11 +854,32 @@ impl Machine {
             self.why(Note::MaxStartReached, out);
             return self.exit(0, out);
         }
-        let (tries, wait) = match self.paced {
-            Some((until, first)) if now < until => {
+        let held = self.held_port.take();
+        if held.is_none() {
+            self.held_since = None;
+        }
+        let (tries, wait) = match (self.paced, held) {
+            (Some((until, first)), _) if now < until => {
                 self.paced = Some((until, false));
                 let pace = PACE.min(secs(self.rules.poll));
                 (0, if first { Duration::ZERO } else { pace })
+            }
+            (_, Some(port)) => {
+                // A steady pace instead of the growing backoff: the relay
+                // lets go of the port when it drops the old session.
+                self.paced = None;
+                let first = self.held_since.is_none();
+                let since = *self.held_since.get_or_insert(now);
+                let wait = held_wait(now.saturating_sub(since)).min(secs(self.rules.poll));
+                self.why(
+                    Note::PortHeld {
+                        port,
+                        retry: wait.as_secs(),
+                        first,
+                    },
+                    out,
+                );
+                (0, wait)
             }
             _ => {
                 self.paced = None;
@@ -845,8 +897,11 @@ impl Machine {
         let first = self
             .last_knock
             .map_or(now, |last| (last + KNOCK_EVERY).max(now));
+        // (Not while a port is held: the relay answers, a knock tells
+        // nothing.)
         self.knocking = Knocking {
-            next: (self.rules.knock && self.door.is_some()).then_some(first),
+            next: (self.rules.knock && self.door.is_some() && self.held_since.is_none())
+                .then_some(first),
             ..Knocking::default()
         };
     }

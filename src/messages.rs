@@ -186,6 +186,9 @@ pub enum Note {
         door: std::net::SocketAddr,
         error: Errno,
     },
+    /// INFO (DEBUG after the first) `the relay still holds port N for an
+    /// earlier session; starting ssh again in S s`
+    PortHeld { port: u16, retry: u64, first: bool },
     /// DEBUG `the relay ADDRESS:PORT answers again; starting ssh now`
     RelayBack(std::net::SocketAddr),
 }
@@ -197,7 +200,8 @@ impl Note {
             Note::Tries(_)
             | Note::Sleeping(_)
             | Note::RelayUnreachable { .. }
-            | Note::RelayBack(_) => Debug,
+            | Note::RelayBack(_)
+            | Note::PortHeld { first: false, .. } => Debug,
             Note::SpawnFailed(_) | Note::EndedPrematurely(_) => Error,
             _ => Info,
         }
@@ -248,6 +252,9 @@ impl Note {
             Note::RelayUnreachable { door, error } => {
                 format!("relay unreachable: {door}: {}", OsError(error))
             }
+            Note::PortHeld { port, retry, .. } => format!(
+                "the relay still holds port {port} for an earlier session; starting ssh again in {retry} s"
+            ),
             Note::RelayBack(door) => {
                 format!("the relay {door} answers again; starting ssh now")
             }

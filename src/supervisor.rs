@@ -465,6 +465,20 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 match child::reap(ssh) {
                     Some(ended) => {
                         world.ssh_ended(now);
+                        // Its last words first: a port the relay still holds.
+                        let held = world
+                            .facts
+                            .message
+                            .as_deref()
+                            .filter(|_| world.facts.ssh_said_why)
+                            .and_then(crate::words::held_port);
+                        if let Some(port) = held {
+                            if let Some(code) =
+                                world.feed(&mut machine, Event::PortHeld(port), now, &mut answers)
+                            {
+                                return code;
+                            }
+                        }
                         Event::SshEnded(ended)
                     }
                     None => Event::Signal(signal),

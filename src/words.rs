@@ -212,6 +212,21 @@ impl Words {
     }
 }
 
+/// The remote port ssh's last line says the relay would not forward (it
+/// still holds it for an earlier session): OpenSSH's `Error: remote port
+/// forwarding failed for listen port N` (with ExitOnForwardFailure) or its
+/// `Warning: ...`.
+pub fn held_port(line: &[u8]) -> Option<u16> {
+    const SAID: &[u8] = b"remote port forwarding failed for listen port ";
+    let at = line.windows(SAID.len()).position(|w| w == SAID)? + SAID.len();
+    let digits: Vec<u8> = line[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
 fn report_dropped(budget: &mut Budget) {
     let dropped = budget.take_dropped();
     if dropped > 0 {
@@ -240,6 +255,27 @@ fn to_stderr(line: &[u8], cut: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_port_in_ssh_words() {
+        assert_eq!(
+            held_port(b"Error: remote port forwarding failed for listen port 2200"),
+            Some(2200)
+        );
+        assert_eq!(
+            held_port(b"Warning: remote port forwarding failed for listen port 80\r"),
+            Some(80)
+        );
+        assert_eq!(
+            held_port(b"Error: remote port forwarding failed for listen path /tmp/s"),
+            None
+        );
+        assert_eq!(
+            held_port(b"remote port forwarding failed for listen port 99999"),
+            None
+        );
+        assert_eq!(held_port(b"Permission denied (publickey)."), None);
+    }
 
     fn s(n: u64) -> Time {
         Duration::from_secs(n)

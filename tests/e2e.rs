@@ -276,7 +276,7 @@ fn the_state_file_follows_a_real_tunnel() {
 }
 
 /// A remote port held by another session, with ExitOnForwardFailure=yes:
-/// ssh's own words say why.
+/// the reason says the relay holds it, and ssh's own words are the message.
 #[test]
 fn a_held_remote_port_is_the_reason() {
     if !can_run() {
@@ -304,8 +304,12 @@ fn a_held_remote_port_is_the_reason() {
         user,
         &["-R".to_string(), format!("{held}:127.0.0.1:9")],
     );
+    // The reason is autossh's reading of it; ssh's own words are the
+    // message.
     let told = wait_until(SLOW_LIMIT, || {
-        state_says(&fake, "reason").contains("remote port forwarding failed")
+        state_says(&fake, "reason").contains(&format!(
+            "the relay still holds port {held} for an earlier session"
+        )) && state_says(&fake, "message").contains("remote port forwarding failed")
     });
     let _ = holder.kill();
     let _ = holder.wait();

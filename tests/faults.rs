@@ -152,10 +152,18 @@ fn remote_port_held_by_a_stale_session() {
         "{:?}",
         fake.messages()
     );
-    let base = baseline(&r);
-    // The server lets the port go: the tunnel comes back.
+    // The server lets the port go: the tunnel comes back. (No healthy
+    // baseline before: ssh is retried every 2 s while the port is held, and
+    // spends most of that waiting; the one taken once it is back must hold.)
     let _ = stale.kill();
     let _ = stale.wait();
+    assert!(
+        wait_until(Duration::from_secs(60), || echo_through(user)),
+        "stale remote port: forward not back: {:?}",
+        fake.messages()
+    );
+    let base = baseline(&r);
+    std::thread::sleep(Duration::from_secs(3));
     recovered(&fake, &r, user, &base, "stale remote port");
     r.stop();
 }
@@ -393,5 +401,71 @@ fn a_relay_that_refuses_gets_no_more_starts() {
     );
     assert_eq!(fake.count_log("answers again"), 0);
     assert_eq!(fake.count_log("relay unreachable"), 0);
+    r.stop();
+}
+
+/// An earlier session holds the remote port on the relay for a while (here
+/// 25 s, poll 600): every new ssh is refused the forward, and is started
+/// again every 2 s instead of after the backoff's growing waits; the
+/// tunnel is back within seconds of the release, and the state file says
+/// why it was not.
+#[test]
+fn a_held_port_is_found_soon_after_its_release() {
+    if !can_run() {
+        return;
+    }
+    let remote = Remote::new();
+    let fake = Fake::new("held");
+    let (port, user) = (free_pair(), free_pair());
+    let mut stale_args = remote.ssh_args(free_pair());
+    let host = stale_args.pop().unwrap();
+    stale_args.extend(["-R".to_string(), format!("{port}:127.0.0.1:9"), host]);
+    let mut stale = std::process::Command::new("/usr/bin/ssh")
+        .args(&stale_args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(SLOW_LIMIT, || remote.listening(port)));
+    let state = fake.dir.path("state");
+    let mut c = command(
+        autossh_bin(),
+        &fake,
+        &remote,
+        &port.to_string(),
+        user,
+        "600",
+    );
+    c.env("AUTOSSH_STATEFILE", &state);
+    let r = Running::start(c);
+    let held = format!("the relay still holds port {port} for an earlier session");
+    assert!(fake.wait_log(&held, SLOW_LIMIT), "{:?}", fake.messages());
+    assert!(wait_until(LIMIT, || std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains(&format!("reason={held}"))));
+    std::thread::sleep(Duration::from_secs(25));
+    // A steady pace: the backoff would have waited 2, 8 and 18 s by now.
+    let waits: Vec<String> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.starts_with("sleeping for grace time "))
+        .collect();
+    assert!(waits.len() >= 8, "{waits:?}");
+    assert!(
+        waits.iter().all(|w| w == "sleeping for grace time 2 secs"),
+        "{waits:?}"
+    );
+    let _ = stale.kill();
+    let _ = stale.wait();
+    let released = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || echo_through(user)),
+        "{:?}",
+        fake.messages()
+    );
+    let took = released.elapsed();
+    eprintln!("held port: forward back {took:?} after its release");
+    // Within a retry and a login; the backoff would be in a wait of 32 s.
+    assert!(took < Duration::from_secs(10), "{took:?}");
     r.stop();
 }

@@ -850,6 +850,83 @@ fn knocks_end_with_the_wait_and_need_a_door() {
 }
 
 #[test]
+fn a_held_port_is_retried_at_a_steady_pace() {
+    let mut r = Run::running(rules());
+    r.after(s(1), Event::PortHeld(2200));
+    assert_eq!(
+        r.now(Event::SshEnded(Ended::Exited(255))),
+        "ssh exited with error status 255; restarting ssh; \
+         the relay still holds port 2200 for an earlier session; starting ssh again in 2 s; \
+         checking for grace period, tries = 0; sleeping for grace time 2 secs"
+    );
+    assert_eq!(
+        r.m.status().reason,
+        Some(Note::PortHeld {
+            port: 2200,
+            retry: 2,
+            first: true
+        })
+    );
+    // Held on and on: every 2 s for two minutes (the backoff would have
+    // grown to a minute), then every 10 s, then every 30 s.
+    let began = r.now;
+    let mut waits = Vec::new();
+    for pid in 1..200 {
+        let Phase::Waiting { until } = r.m.phase() else {
+            panic!("{:?}", r.m.phase());
+        };
+        assert!(r.at(until, Event::Tick).ends_with("spawn"));
+        r.now(Event::Spawned { pid });
+        r.after(ms(500), Event::PortHeld(2200));
+        r.now(Event::SshEnded(Ended::Exited(255)));
+        let Phase::Waiting { until } = r.m.phase() else {
+            panic!("{:?}", r.m.phase());
+        };
+        waits.push(((r.now - began).as_secs(), (until - r.now).as_secs()));
+        if r.now - began > s(700) {
+            break;
+        }
+    }
+    for (at, wait) in &waits {
+        let expected = match at {
+            0..120 => 2,
+            120..600 => 10,
+            _ => 30,
+        };
+        assert_eq!(*wait, expected, "at {at} s: {waits:?}");
+    }
+    // Logged once at info, then at debug.
+    assert_eq!(
+        Note::PortHeld {
+            port: 1,
+            retry: 2,
+            first: false
+        }
+        .level(),
+        log::Level::Debug
+    );
+    // An ssh that ends otherwise: the backoff again.
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!();
+    };
+    r.at(until, Event::Tick);
+    r.now(Event::Spawned { pid: 999 });
+    let said = r.after(ms(500), Event::SshEnded(Ended::Exited(255)));
+    assert!(!said.contains("holds port"), "{said}");
+    // A port held where the poll is short: never a wait over the poll.
+    let mut r = Run::running(Rules { poll: 1, ..rules() });
+    r.after(s(1), Event::PortHeld(2200));
+    let said = r.now(Event::SshEnded(Ended::Exited(255)));
+    assert!(said.ends_with("sleeping for grace time 1 secs"), "{said}");
+    // Words of an ssh that is not running any more count for nothing.
+    let mut r = Run::running(rules());
+    r.after(s(1), Event::Signal(USR1));
+    r.now(Event::PortHeld(2200));
+    let said = r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    assert!(!said.contains("holds port"), "{said}");
+}
+
+#[test]
 fn readiness_and_watchdog() {
     let told = Rules {
         notify: true,
@@ -1363,6 +1440,8 @@ impl World {
                 ])),
                 None => Event::Tick,
             }
+        } else if r < 73 && self.ssh.is_some() {
+            Event::PortHeld(2200)
         } else if r < 80 && self.knocking.is_some() {
             self.knocking = None;
             Event::Knocked(rng.pick(&[None, Some(Errno::ECONNREFUSED), Some(Errno::EHOSTUNREACH)]))
