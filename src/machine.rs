@@ -159,8 +159,12 @@ pub enum Event {
         link_down: bool,
     },
     /// The answer to [`Action::FindDoor`]: the address and port ssh's own
-    /// connection goes to, where it has one (none through a ProxyCommand).
-    DoorFound(Option<SocketAddr>),
+    /// connection goes to, where it has one (none through a ProxyCommand),
+    /// and whether it is still connecting (SYN-SENT).
+    DoorFound {
+        door: Option<SocketAddr>,
+        connecting: bool,
+    },
     /// The answer to [`Action::Knock`]: the door opened (None), or the
     /// connect failed with this error.
     Knocked(Option<Errno>),
@@ -439,6 +443,9 @@ pub struct Machine {
     held_port: Option<u16>,
     /// Since when ssh after ssh found a port held.
     held_since: Option<Time>,
+    /// A knock got through while the running ssh was still connecting: it
+    /// is looked at again.
+    rechecking: bool,
 }
 
 impl Machine {
@@ -466,6 +473,7 @@ impl Machine {
             last_knock: None,
             held_port: None,
             held_since: None,
+            rechecking: false,
         }
     }
 
@@ -667,7 +675,10 @@ impl Machine {
             }
             // A look that found none (ssh still resolving, say) keeps the
             // door of an earlier ssh.
-            Event::DoorFound(door) => self.door = door.or(self.door),
+            Event::DoorFound { door, connecting } => {
+                self.door = door.or(self.door);
+                self.found(door.is_some() && connecting, now, &mut out);
+            }
             Event::Knocked(error) => self.knocked(error, now, &mut out),
             Event::PortHeld(port) => {
                 if let Phase::Running { .. } = self.phase {
@@ -731,6 +742,8 @@ impl Machine {
                     self.look_at = None;
                     out.push(Action::FindDoor);
                 }
+                // ssh still connecting: its door is knocked on too.
+                self.knock_due(now, out);
                 // One test for the change, unless one is running already.
                 let settled = self.settle.take(now, Some(started));
                 if let Test::Due(due) = test {
@@ -805,6 +818,7 @@ impl Machine {
 
     fn on_ended(&mut self, ended: Ended, now: Time, out: &mut Actions) {
         self.look_at = None;
+        self.stop_knocking(out);
         match self.phase {
             Phase::Running { started, test, .. } => {
                 if let Test::Running(_) = test {
@@ -834,6 +848,7 @@ impl Machine {
         }
         out.push(Action::Terminate);
         self.look_at = None;
+        self.stop_knocking(out);
         self.phase = Phase::Stopping {
             pid,
             kill_at: Some(now + KILL_GRACE),
@@ -929,11 +944,47 @@ impl Machine {
         }
     }
 
-    /// The door did not open: the reason says so, the first time in a wait.
+    /// The door did not open: while waiting, the reason says so, the first
+    /// time in a wait.
     fn closed_door(&mut self, door: SocketAddr, error: Errno, out: &mut Actions) {
         if !self.knocking.closed {
             self.knocking.closed = true;
-            self.why(Note::RelayUnreachable { door, error }, out);
+            if let Phase::Waiting { .. } = self.phase {
+                self.why(Note::RelayUnreachable { door, error }, out);
+            }
+        }
+    }
+
+    /// What a look at the running ssh's connection found: still connecting
+    /// (SYN-SENT, its SYNs lost: without ConnectTimeout ssh may sit there
+    /// for two minutes, and gets through only at its next retransmission),
+    /// or not. A connecting ssh's door is knocked on; once a knock gets
+    /// through, it is looked at again, and if it is still connecting then,
+    /// it is replaced at once.
+    fn found(&mut self, connecting: bool, now: Time, out: &mut Actions) {
+        let Phase::Running { .. } = self.phase else {
+            return;
+        };
+        let recheck = std::mem::take(&mut self.rechecking);
+        match (connecting, recheck) {
+            (true, true) => {
+                if let Some(door) = self.door {
+                    self.why(Note::StuckConnecting(door), out);
+                }
+                // Started again at once, as after a lost connection.
+                self.paced = Some((now + PACED, true));
+                self.stop(Then::Restart, now, out);
+            }
+            (true, false) if self.rules.knock => {
+                let first = self
+                    .last_knock
+                    .map_or(now, |last| (last + KNOCK_EVERY).max(now));
+                self.knocking = Knocking {
+                    next: Some(first),
+                    ..Knocking::default()
+                };
+            }
+            _ => self.stop_knocking(out),
         }
     }
 
@@ -941,12 +992,23 @@ impl Machine {
     /// ends the wait; one open from the first knock says that reaching the
     /// relay is not what failed, and knocking stops for this wait.
     fn knocked(&mut self, error: Option<Errno>, now: Time, out: &mut Actions) {
-        let (Phase::Waiting { .. }, Some(_), Some(door)) =
-            (self.phase, self.knocking.since, self.door)
-        else {
+        let (Some(_), Some(door)) = (self.knocking.since, self.door) else {
             return;
         };
         self.knocking.since = None;
+        if let Phase::Running { .. } = self.phase {
+            match error {
+                Some(error) if !about_the_relay(error) => self.knocking.next = None,
+                Some(error) => self.closed_door(door, error, out),
+                // The relay answers: is ssh still stuck?
+                None => {
+                    self.knocking.next = None;
+                    self.rechecking = true;
+                    out.push(Action::FindDoor);
+                }
+            }
+            return;
+        }
         match error {
             // This host could not knock (no descriptor, no such address
             // here): that says nothing of the relay; no more knocks now.

@@ -189,6 +189,9 @@ pub enum Note {
     /// INFO (DEBUG after the first) `the relay still holds port N for an
     /// earlier session; starting ssh again in S s`
     PortHeld { port: u16, retry: u64, first: bool },
+    /// INFO `ssh is still connecting to ADDRESS:PORT, which answers;
+    /// restarting ssh`
+    StuckConnecting(std::net::SocketAddr),
     /// DEBUG `the relay ADDRESS:PORT answers again; starting ssh now`
     RelayBack(std::net::SocketAddr),
 }
@@ -255,6 +258,9 @@ impl Note {
             Note::PortHeld { port, retry, .. } => format!(
                 "the relay still holds port {port} for an earlier session; starting ssh again in {retry} s"
             ),
+            Note::StuckConnecting(door) => {
+                format!("ssh is still connecting to {door}, which answers; restarting ssh")
+            }
             Note::RelayBack(door) => {
                 format!("the relay {door} answers again; starting ssh now")
             }

@@ -317,13 +317,14 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
 /// link-local address (whose interface /proc does not say). None through a
 /// ProxyCommand (ssh holds no TCP socket of its own then; what its command
 /// connects to is not ssh's server) or where it cannot be told.
-pub fn door(ssh: i32) -> Option<SocketAddr> {
+pub fn door(ssh: i32) -> Option<(SocketAddr, bool)> {
     let own = sockets_by_fd(ssh);
     first_door(&sockets_among(&own), &own)
 }
 
-/// [`door`] among `inodes`, lowest descriptor first.
-pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<SocketAddr> {
+/// [`door`] among `inodes`, lowest descriptor first; and whether it is
+/// still connecting.
+pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<(SocketAddr, bool)> {
     let lowest = inodes
         .iter()
         .find_map(|inode| sockets.iter().find(|s| s.inode == *inode))?;
@@ -332,7 +333,7 @@ pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<SocketAddr> {
         IpAddr::V4(v4) => v4.is_link_local(),
     };
     (matches!(lowest.state, ESTABLISHED | SYN_SENT) && !lowest.local.is_loopback() && !link_local)
-        .then_some(lowest.remote)
+        .then_some((lowest.remote, lowest.state == SYN_SENT))
 }
 
 /// Whether `from` is still one of this host's addresses, on a link that is
@@ -443,27 +444,16 @@ mod tests {
         assert_eq!(first_connection(&s, &[100, 300, 999]), None);
         assert!(parse_sockets("h\n0: 12:34 56:78 01 x x x x x 9\n").is_empty());
         // The door: where ssh's own connection goes, also while it connects.
-        assert_eq!(
-            first_door(&s, &[200, 100, 300]),
-            Some("10.200.0.2:22".parse().unwrap())
-        );
-        assert_eq!(
-            first_door(&s, &[500]),
-            Some("10.200.0.2:22".parse().unwrap())
-        );
+        let door: SocketAddr = "10.200.0.2:22".parse().unwrap();
+        assert_eq!(first_door(&s, &[200, 100, 300]), Some((door, false)));
+        assert_eq!(first_door(&s, &[500]), Some((door, false)));
         let connecting = parse_sockets(&v4.replace(" 0200C80A:0016 01 ", " 0200C80A:0016 02 "));
-        assert_eq!(
-            first_door(&connecting, &[200]),
-            Some("10.200.0.2:22".parse().unwrap())
-        );
+        assert_eq!(first_door(&connecting, &[200]), Some((door, true)));
         // Only the lowest TCP socket: a listener there means none (a later
         // socket is a forward's).
         assert_eq!(first_door(&s, &[100, 300]), None);
         assert_eq!(first_door(&s, &[100, 200]), None);
-        assert_eq!(
-            first_door(&s, &[999, 200]),
-            Some("10.200.0.2:22".parse().unwrap())
-        );
+        assert_eq!(first_door(&s, &[999, 200]), Some((door, false)));
     }
 
     #[test]

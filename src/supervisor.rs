@@ -229,11 +229,14 @@ impl World {
             }
             Action::FindDoor => {
                 self.trim = true;
-                let door = self
+                let found = self
                     .ssh
                     .as_ref()
                     .and_then(|s| owner::door(s.pid().as_raw()));
-                answers.push_back(Event::DoorFound(door));
+                answers.push_back(Event::DoorFound {
+                    door: found.map(|(door, _)| door),
+                    connecting: found.is_some_and(|(_, connecting)| connecting),
+                });
             }
             Action::Knock(door) => match Knock::start(door) {
                 knock::Started::Answered(answer) => answers.push_back(Event::Knocked(answer)),

@@ -710,7 +710,13 @@ fn knocking_run() -> Run {
     let mut r = Run::running(knocking());
     assert_eq!(r.m.deadline(), Some(YOUNG));
     assert_eq!(r.at(YOUNG, Event::Tick), "find door");
-    assert_eq!(r.now(Event::DoorFound(Some(door()))), "");
+    assert_eq!(
+        r.now(Event::DoorFound {
+            door: Some(door()),
+            connecting: false
+        }),
+        ""
+    );
     assert_eq!(r.m.deadline(), None, "nothing more while it runs");
     r
 }
@@ -790,6 +796,78 @@ fn an_open_door_changes_nothing() {
 }
 
 #[test]
+fn an_ssh_stuck_connecting_is_replaced_once_the_relay_answers() {
+    let mut r = Run::running(knocking());
+    assert_eq!(r.at(YOUNG, Event::Tick), "find door");
+    // Still in SYN-SENT 5 s after its start: its door is knocked on.
+    assert_eq!(
+        r.now(Event::DoorFound {
+            door: Some(door()),
+            connecting: true
+        }),
+        "knock 10.0.0.2:22"
+    );
+    // No answer (the relay away): given up on, knocked again; nothing is
+    // said while ssh runs.
+    assert_eq!(
+        r.after(KNOCK_WAIT, Event::Tick),
+        "cancel knock; knock 10.0.0.2:22"
+    );
+    assert_eq!(
+        r.after(ms(100), Event::Knocked(Some(Errno::EHOSTUNREACH))),
+        ""
+    );
+    assert_eq!(r.after(KNOCK_EVERY, Event::Tick), "knock 10.0.0.2:22");
+    // Through: ssh is looked at again, and replaced if still connecting.
+    assert_eq!(r.after(ms(50), Event::Knocked(None)), "find door");
+    assert_eq!(r.m.deadline(), None, "no knock while it is looked at");
+    assert_eq!(
+        r.now(Event::DoorFound {
+            door: Some(door()),
+            connecting: true
+        }),
+        "ssh is still connecting to 10.0.0.2:22, which answers; restarting ssh; terminate"
+    );
+    // Started again at once.
+    let said = r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    assert!(said.ends_with("starting ssh (count 2); spawn"), "{said}");
+
+    // Connected by itself meanwhile: left alone, and no more knocks.
+    let mut r = Run::running(knocking());
+    r.at(YOUNG, Event::Tick);
+    r.now(Event::DoorFound {
+        door: Some(door()),
+        connecting: true,
+    });
+    assert_eq!(r.after(ms(20), Event::Knocked(None)), "find door");
+    assert_eq!(
+        r.now(Event::DoorFound {
+            door: Some(door()),
+            connecting: false
+        }),
+        ""
+    );
+    assert_eq!(r.m.deadline(), None);
+    assert!(matches!(r.m.phase(), Phase::Running { .. }));
+    // A knock in flight when ssh ends is dropped.
+    let mut r = Run::running(knocking());
+    r.at(YOUNG, Event::Tick);
+    r.now(Event::DoorFound {
+        door: Some(door()),
+        connecting: true,
+    });
+    let said = r.after(ms(20), Event::SshEnded(Ended::Exited(255)));
+    assert!(said.contains("cancel knock"), "{said}");
+    // Knocking off: a connecting ssh is left to itself.
+    let mut r = Run::running(rules());
+    r.now(Event::DoorFound {
+        door: Some(door()),
+        connecting: true,
+    });
+    assert_eq!(r.m.deadline(), None);
+}
+
+#[test]
 fn a_knock_that_fails_here_says_nothing_of_the_relay() {
     let mut r = knocking_run();
     fail_until_a_long_wait(&mut r);
@@ -831,7 +909,10 @@ fn knocks_end_with_the_wait_and_need_a_door() {
         let mut r = Run::running(rules);
         if rules.knock {
             assert_eq!(r.at(YOUNG, Event::Tick), "find door");
-            r.now(Event::DoorFound(found));
+            r.now(Event::DoorFound {
+                door: found,
+                connecting: false,
+            });
         }
         let said = fail_until_a_long_wait(&mut r);
         assert!(!said.contains("knock"), "{said}");
@@ -1157,6 +1238,8 @@ struct World {
     last_knock: Option<Time>,
     /// The door the machine was told of.
     door: Option<std::net::SocketAddr>,
+    /// The running ssh was last seen still connecting.
+    connecting: bool,
 }
 
 /// The status that a line announcing the end calls for.
@@ -1186,6 +1269,7 @@ impl World {
             knocking: None,
             last_knock: None,
             door: None,
+            connecting: false,
         }
     }
 
@@ -1197,6 +1281,7 @@ impl World {
     fn apply(&mut self, m: &mut Machine, actions: &Actions, now: Time, rng: &mut Rng) -> usize {
         let mut steps = 1;
         let list = actions.as_slice();
+        let mut deferred = Vec::new();
         for (i, action) in list.iter().enumerate() {
             assert!(self.exited.is_none(), "{action:?} after the exit");
             match *action {
@@ -1224,6 +1309,7 @@ impl World {
                     assert!(!self.lifetime_over(now), "a start after the lifetime");
                     self.spawns += 1;
                     self.passed = false;
+                    self.connecting = false;
                     if let Some(max) = self.rules.max_start {
                         assert!(self.spawns <= max, "MAXSTART {max} exceeded");
                     }
@@ -1291,16 +1377,25 @@ impl World {
                         .then(|| std::net::SocketAddr::from(([10, 0, 0, 2], 22)));
                     // None keeps the door known before.
                     self.door = found.or(self.door);
-                    let follow = m.step(Event::DoorFound(found), now);
-                    steps += self.apply(m, &follow, now, rng);
+                    self.connecting = found.is_some() && rng.chance(30);
+                    // Answered after the step's other actions, as the
+                    // supervisor's queue does.
+                    deferred.push(Event::DoorFound {
+                        door: found,
+                        connecting: self.connecting,
+                    });
                 }
                 Action::Knock(door) => {
                     assert!(self.rules.knock, "a knock without knocking");
                     assert_eq!(Some(door), self.door, "a knock on another door");
-                    assert!(self.ssh.is_none(), "a knock while ssh runs");
+                    assert!(
+                        self.ssh.is_none() || self.connecting,
+                        "a knock while ssh runs connected"
+                    );
                     assert!(self.knocking.is_none(), "two knocks at once");
                     assert!(
-                        matches!(m.phase(), Phase::Waiting { .. }),
+                        matches!(m.phase(), Phase::Waiting { .. })
+                            || (matches!(m.phase(), Phase::Running { .. }) && self.connecting),
                         "a knock while {:?}",
                         m.phase()
                     );
@@ -1310,11 +1405,9 @@ impl World {
                     self.last_knock = Some(now);
                     self.knocking = Some(now);
                     if rng.chance(10) {
-                        // Answered at once.
-                        self.knocking = None;
+                        // Answered at once (told after the step's actions).
                         let answer = rng.pick(&[None, Some(Errno::ECONNREFUSED)]);
-                        let follow = m.step(Event::Knocked(answer), now);
-                        steps += self.apply(m, &follow, now, rng);
+                        deferred.push(Event::Knocked(answer));
                     }
                 }
                 Action::CancelKnock => {
@@ -1328,6 +1421,15 @@ impl World {
                     self.exited = Some(code);
                 }
             }
+        }
+        for event in deferred {
+            if let Event::Knocked(_) = event {
+                // (Cancelled meanwhile, the answer is stale: the machine
+                // must pass it over.)
+                self.knocking = None;
+            }
+            let follow = m.step(event, now);
+            steps += self.apply(m, &follow, now, rng);
         }
         steps
     }
@@ -1366,7 +1468,8 @@ impl World {
         }
         if self.knocking.is_some() {
             assert!(
-                matches!(m.phase(), Phase::Waiting { .. }),
+                matches!(m.phase(), Phase::Waiting { .. })
+                    || (matches!(m.phase(), Phase::Running { .. }) && self.connecting),
                 "a knock left in flight while {:?}",
                 m.phase()
             );
