@@ -565,6 +565,8 @@ impl Machine {
                     self.readiness.deadline(&self.rules, started),
                     self.up_at(started),
                     self.look_at,
+                    // Knocks for an ssh still connecting.
+                    self.knocking.deadline(),
                 ]
                 .into_iter()
                 .flatten()
@@ -962,17 +964,18 @@ impl Machine {
     /// through, it is looked at again, and if it is still connecting then,
     /// it is replaced at once.
     fn found(&mut self, connecting: bool, now: Time, out: &mut Actions) {
+        let recheck = std::mem::take(&mut self.rechecking);
         let Phase::Running { .. } = self.phase else {
             return;
         };
-        let recheck = std::mem::take(&mut self.rechecking);
         match (connecting, recheck) {
             (true, true) => {
                 if let Some(door) = self.door {
                     self.why(Note::StuckConnecting(door), out);
                 }
-                // Started again at once, as after a lost connection.
-                self.paced = Some((now + PACED, true));
+                // Started again through the backoff: its first quick starts
+                // are at once, and a path where knocks get through and ssh
+                // does not still ends in growing waits.
                 self.stop(Then::Restart, now, out);
             }
             (true, false) if self.rules.knock => {
@@ -1038,6 +1041,7 @@ impl Machine {
             return self.exit(0, out);
         }
         self.stop_knocking(out);
+        self.rechecking = false;
         self.starts = self.starts.saturating_add(1);
         out.log(Note::Starting {
             count: self.starts,

@@ -799,7 +799,8 @@ fn an_open_door_changes_nothing() {
 fn an_ssh_stuck_connecting_is_replaced_once_the_relay_answers() {
     let mut r = Run::running(knocking());
     assert_eq!(r.at(YOUNG, Event::Tick), "find door");
-    // Still in SYN-SENT 5 s after its start: its door is knocked on.
+    // Still in SYN-SENT 5 s after its start: its door is knocked on, and
+    // the loop wakes to give the knock up.
     assert_eq!(
         r.now(Event::DoorFound {
             door: Some(door()),
@@ -807,6 +808,7 @@ fn an_ssh_stuck_connecting_is_replaced_once_the_relay_answers() {
         }),
         "knock 10.0.0.2:22"
     );
+    assert_eq!(r.m.deadline(), Some(r.now + KNOCK_WAIT));
     // No answer (the relay away): given up on, knocked again; nothing is
     // said while ssh runs.
     assert_eq!(
@@ -817,6 +819,7 @@ fn an_ssh_stuck_connecting_is_replaced_once_the_relay_answers() {
         r.after(ms(100), Event::Knocked(Some(Errno::EHOSTUNREACH))),
         ""
     );
+    assert_eq!(r.m.deadline(), Some(r.now - ms(100) + KNOCK_EVERY));
     assert_eq!(r.after(KNOCK_EVERY, Event::Tick), "knock 10.0.0.2:22");
     // Through: ssh is looked at again, and replaced if still connecting.
     assert_eq!(r.after(ms(50), Event::Knocked(None)), "find door");
@@ -1466,7 +1469,13 @@ impl World {
                 assert!(self.ssh.is_none());
             }
         }
-        if self.knocking.is_some() {
+        if let Some(since) = self.knocking {
+            // The loop wakes to give a knock up.
+            assert!(
+                m.deadline()
+                    .is_some_and(|d| d <= since.max(now) + KNOCK_WAIT),
+                "a knock in flight, and no wake-up to give it up"
+            );
             assert!(
                 matches!(m.phase(), Phase::Waiting { .. })
                     || (matches!(m.phase(), Phase::Running { .. }) && self.connecting),
