@@ -298,23 +298,6 @@ fn signal_storm() {
     r.stop();
 }
 
-/// The figure for bench/compare, which sets AUTOSSH_BENCH, with the
-/// original's beside it (run only then: the test is about ours).
-fn bench_line(what: &str, ours: Duration, theirs: impl FnOnce() -> Duration) {
-    if std::env::var_os("AUTOSSH_BENCH").is_none() {
-        return;
-    }
-    let theirs = if std::path::Path::new(REFERENCE).exists() {
-        format!("{:.3}s", theirs().as_secs_f64())
-    } else {
-        "not run".to_string()
-    };
-    println!(
-        "bench: {what}: ours {:.3}s, original {theirs}",
-        ours.as_secs_f64()
-    );
-}
-
 /// Whether the log has a wait of at least `secs`.
 fn waited(fake: &Fake, secs: u64) -> bool {
     fake.messages().iter().any(|m| {
@@ -410,16 +393,8 @@ fn a_relay_that_refuses_gets_no_more_starts() {
     assert_eq!(ssh.len(), 1);
     signal(ssh[0], libc::SIGKILL);
     // Quick starts, refused at once, until a wait of 8 s.
-    let waiting = |fake: &Fake| {
-        fake.messages().iter().any(|m| {
-            m.strip_prefix("sleeping for grace time ")
-                .and_then(|w| w.strip_suffix(" secs"))
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|n| n >= 8)
-        })
-    };
     assert!(
-        wait_until(Duration::from_secs(60), || waiting(&fake)),
+        wait_until(Duration::from_secs(60), || waited(&fake, 8)),
         "{:?}",
         fake.messages()
     );

@@ -271,23 +271,6 @@ fn killed_mid_test(program: &str) -> (Duration, Fake) {
     (took, fake)
 }
 
-/// The figure for bench/compare, which sets AUTOSSH_BENCH, with the
-/// original's beside it (measured only then: the test is about ours).
-fn bench_line(what: &str, ours: Duration, theirs: impl FnOnce() -> Duration) {
-    if std::env::var_os("AUTOSSH_BENCH").is_none() {
-        return;
-    }
-    let theirs = if std::path::Path::new(REFERENCE).exists() {
-        format!("{:.3}s", theirs().as_secs_f64())
-    } else {
-        "not run".to_string()
-    };
-    println!(
-        "bench: {what}: ours {:.3}s, original {theirs}",
-        ours.as_secs_f64()
-    );
-}
-
 #[test]
 fn signals_are_handled_mid_probe() {
     if !have_socat() {

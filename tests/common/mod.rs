@@ -760,3 +760,20 @@ pub fn fd_count(pid: i32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// The figure for bench/compare, which sets AUTOSSH_BENCH, with the
+/// original's beside it (run only then: the tests are about ours).
+pub fn bench_line(what: &str, ours: Duration, theirs: impl FnOnce() -> Duration) {
+    if std::env::var_os("AUTOSSH_BENCH").is_none() {
+        return;
+    }
+    let theirs = if Path::new(REFERENCE).exists() {
+        format!("{:.3}s", theirs().as_secs_f64())
+    } else {
+        "not run".to_string()
+    };
+    println!(
+        "bench: {what}: ours {:.3}s, original {theirs}",
+        ours.as_secs_f64()
+    );
+}

@@ -109,6 +109,47 @@ impl App {
         body: &[u8],
         kind: &str,
     ) -> Reply {
+        let text = self.raw_request(method, query, cookie, header, body, kind, &[]);
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = headers
+            .strip_prefix("Status: ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Reply {
+            status,
+            headers: headers.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    /// An administrator's POST with the package's settings and `extra`
+    /// variables over them: all the CGI wrote.
+    fn raw_post(&self, action: &str, body: &str, extra: &[(&str, &str)]) -> String {
+        let query = format!("action={action}");
+        let b = body.as_bytes();
+        self.raw_request(
+            "POST",
+            &query,
+            "id=admin-session",
+            Some(TOKEN),
+            b,
+            "application/json",
+            extra,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raw_request(
+        &self,
+        method: &str,
+        query: &str,
+        cookie: &str,
+        header: Option<&str>,
+        body: &[u8],
+        kind: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
         let mut c = self
             .fake
             .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["cgi"]);
@@ -135,23 +176,15 @@ impl App {
         if let Some(h) = header {
             c.env("HTTP_X_SYNO_TOKEN", h);
         }
+        for (k, v) in extra {
+            c.env(k, v);
+        }
         let mut child = c.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let _ = stdin.write_all(body);
         drop(stdin);
         let out = run_bounded_child(child, SLOW_LIMIT);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = headers
-            .strip_prefix("Status: ")
-            .and_then(|s| s.get(..3))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Reply {
-            status,
-            headers: headers.to_string(),
-            body: body.to_string(),
-        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn get(&self, action: &str) -> Reply {
@@ -704,35 +737,12 @@ fn failures_are_http_errors_with_their_reason() {
     let blocked = app.fake.dir.path("file-not-folder");
     fs::write(&blocked, "").unwrap();
     let before = app.text();
-    let mut c = app
-        .fake
-        .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["cgi"]);
-    c.env("AUTOSSH", autossh_bin())
-        .env("AUTOSSH_TUNNELS", &app.list)
-        .env("AUTOSSH_RUN_DIR", blocked.join("run"))
-        .env(
-            "AUTOSSH_DSM_AUTHENTICATE",
-            app.fake.dir.path("authenticate.cgi"),
-        )
-        .env("AUTOSSH_DSM_GROUPS", app.fake.dir.path("group"))
-        .env("REQUEST_METHOD", "POST")
-        .env("QUERY_STRING", "action=delete")
-        .env("HTTP_COOKIE", "id=admin-session")
-        .env("HTTP_X_SYNO_TOKEN", TOKEN)
-        .env("CONTENT_TYPE", "application/json")
-        .env("CONTENT_LENGTH", "15")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"name":"web"}"#)
-        .unwrap();
-    let out = run_bounded_child(child, SLOW_LIMIT);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let run = blocked.join("run");
+    let text = app.raw_post(
+        "delete",
+        r#"{"name":"web"}"#,
+        &[("AUTOSSH_RUN_DIR", run.to_str().unwrap())],
+    );
     assert!(
         text.starts_with("Status: 500 "),
         "the answer is the first thing written: {text}"
@@ -749,37 +759,7 @@ fn the_answer_comes_first_whatever_the_temporary_folder() {
     let app = App::new("app-tmp");
     assert_eq!(app.tunnels(&["start"]).code, 0);
     for tmp in ["/nonexistent/tmp", "/proc"] {
-        let mut c = app
-            .fake
-            .command(env!("CARGO_BIN_EXE_autossh-tunnels"), &["cgi"]);
-        c.env("AUTOSSH", autossh_bin())
-            .env("TMPDIR", tmp)
-            .env("AUTOSSH_TUNNELS", &app.list)
-            .env("AUTOSSH_RUN_DIR", &app.run)
-            .env("AUTOSSH_SSH_OPTIONS", "-M 0")
-            .env(
-                "AUTOSSH_DSM_AUTHENTICATE",
-                app.fake.dir.path("authenticate.cgi"),
-            )
-            .env("AUTOSSH_DSM_GROUPS", app.fake.dir.path("group"))
-            .env("REQUEST_METHOD", "POST")
-            .env("QUERY_STRING", "action=restart")
-            .env("HTTP_COOKIE", "id=admin-session")
-            .env("HTTP_X_SYNO_TOKEN", TOKEN)
-            .env("CONTENT_TYPE", "application/json")
-            .env("CONTENT_LENGTH", "15")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(br#"{"name":"hand"}"#)
-            .unwrap();
-        let out = run_bounded_child(child, SLOW_LIMIT);
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = app.raw_post("restart", r#"{"name":"hand"}"#, &[("TMPDIR", tmp)]);
         assert!(text.starts_with("Status: 200 OK\r\n"), "{tmp}: {text}");
         let body = text.split_once("\r\n\r\n").unwrap().1;
         let j: serde_json::Value = serde_json::from_str(body).unwrap();
