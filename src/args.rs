@@ -27,6 +27,9 @@ pub struct Scanned {
     pub background: bool,
     /// Everything that goes to ssh, in order.
     pub ssh_args: Vec<Vec<u8>>,
+    /// ssh is told where to connect from (`-b`, `-B`, `-o BindAddress`,
+    /// `-o BindInterface`): knocks go from where its connection did.
+    pub binds: bool,
 }
 
 /// A command line getopt would refuse.
@@ -64,6 +67,7 @@ pub fn scan(args: &[Vec<u8>]) -> Result<Request, UsageError> {
         monitor: None,
         background: false,
         ssh_args: Vec::with_capacity(args.len()),
+        binds: false,
     };
     let mut destination = false;
     let mut i = 0;
@@ -108,6 +112,7 @@ pub fn scan(args: &[Vec<u8>]) -> Result<Request, UsageError> {
                     } else {
                         return Err(UsageError::MissingArgument(c));
                     };
+                    out.binds |= matches!(c, b'b' | b'B') || c == b'o' && binds(&value);
                     if c == b'M' {
                         out.monitor = Some(value);
                     } else {
@@ -132,6 +137,17 @@ pub fn scan(args: &[Vec<u8>]) -> Result<Request, UsageError> {
     } else {
         Err(UsageError::NoDestination)
     }
+}
+
+/// Whether an `-o` option names where ssh connects from (`BindAddress`,
+/// `BindInterface`; ssh's keywords are case-insensitive, then `=` or a
+/// space).
+fn binds(option: &[u8]) -> bool {
+    let key = option
+        .split(|&b| b == b'=' || b == b' ' || b == b'\t')
+        .find(|word| !word.is_empty())
+        .unwrap_or_default();
+    key.eq_ignore_ascii_case(b"BindAddress") || key.eq_ignore_ascii_case(b"BindInterface")
 }
 
 /// How the connection is watched (SPEC §1 `-M`).
@@ -288,6 +304,32 @@ mod tests {
         assert_eq!(s.ssh_args, os(&["-NL", "8080:h:80", "host"]));
         let s = run(&["-o", "", "host"]);
         assert_eq!(s.ssh_args, os(&["-o", "", "host"]));
+    }
+
+    #[test]
+    fn where_ssh_connects_from() {
+        for v in [
+            &["-b", "10.0.0.5", "host"][..],
+            &["-Nb10.0.0.5", "host"],
+            &["-B", "eth1", "host"],
+            &["-o", "BindAddress=10.0.0.5", "host"],
+            &["-obindinterface eth1", "host"],
+            &["-o", " BindAddress=10.0.0.5", "host"],
+            &["-o", "BINDADDRESS\t10.0.0.5", "host"],
+            // (Options after the destination are options, for ssh too.)
+            &["host", "-b", "10.0.0.5"],
+        ] {
+            assert!(run(v).binds, "{v:?}");
+        }
+        for v in [
+            &["host"][..],
+            &["-o", "BindAddressX=1", "host"],
+            &["-L", "BindAddress=1", "host"],
+            &["host", "echo", "-b", "10.0.0.5"],
+            &["-o", "", "host"],
+        ] {
+            assert!(!run(v).binds, "{v:?}");
+        }
     }
 
     #[test]

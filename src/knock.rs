@@ -4,7 +4,7 @@
 //! (or given up on). Whether the door opens is all it asks; the decisions
 //! about it are `machine`'s.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -25,7 +25,11 @@ pub enum Started {
 }
 
 impl Knock {
-    pub fn start(door: SocketAddr) -> Started {
+    /// Knocks on `door`, from this host's address `from` where given (ssh
+    /// was told where to connect from); from where the kernel chooses if
+    /// that address is gone (a new lease), as the address ssh is told to
+    /// use may have moved too.
+    pub fn start(door: SocketAddr, from: Option<IpAddr>) -> Started {
         let family = match door {
             SocketAddr::V4(_) => AddressFamily::Inet,
             SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -39,6 +43,15 @@ impl Knock {
             Ok(s) => s,
             Err(e) => return Started::Answered(Some(e)),
         };
+        if let Some(from) = from {
+            // The port is chosen at the connect, as without a bind.
+            let _ = socket::setsockopt(&socket, sockopt::IpBindAddressNoPort, &true);
+            let here = SockaddrStorage::from(SocketAddr::new(from, 0));
+            match socket::bind(std::os::fd::AsRawFd::as_raw_fd(&socket), &here) {
+                Ok(()) | Err(Errno::EADDRNOTAVAIL) => {}
+                Err(e) => return Started::Answered(Some(e)),
+            }
+        }
         match socket::connect(
             std::os::fd::AsRawFd::as_raw_fd(&socket),
             &SockaddrStorage::from(door),
@@ -80,14 +93,35 @@ mod tests {
     fn open_and_closed_doors() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
-        let answer = match Knock::start(open) {
+        let answer = match Knock::start(open, None) {
             Started::Answered(a) => a,
             Started::Waiting(k) => wait(&k),
         };
         assert_eq!(answer, None);
+        // From where ssh's connection went, when asked.
+        let from: IpAddr = "127.0.0.3".parse().unwrap();
+        let answer = match Knock::start(open, Some(from)) {
+            Started::Answered(a) => a,
+            Started::Waiting(k) => wait(&k),
+        };
+        assert_eq!(answer, None);
+        let (_, peer) = listener.accept().unwrap();
+        let (_, peer2) = listener.accept().unwrap();
+        assert_eq!(peer.ip().to_string(), "127.0.0.1");
+        assert_eq!(peer2.ip(), from);
+        // An address this host does not have (any more): from where the
+        // kernel chooses.
+        let gone: IpAddr = "192.0.2.77".parse().unwrap();
+        let answer = match Knock::start(open, Some(gone)) {
+            Started::Answered(a) => a,
+            Started::Waiting(k) => wait(&k),
+        };
+        assert_eq!(answer, None);
+        let (_, peer3) = listener.accept().unwrap();
+        assert_eq!(peer3.ip().to_string(), "127.0.0.1");
         drop(listener);
         // The port is free now: refused.
-        let answer = match Knock::start(open) {
+        let answer = match Knock::start(open, None) {
             Started::Answered(a) => a,
             Started::Waiting(k) => wait(&k),
         };

@@ -231,6 +231,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         state_file,
         // A knock holds a socket for a moment: none where few are allowed.
         knock: config.knock && !few_descriptors(),
+        knock_from_ssh: scanned.binds,
     };
     let code = supervisor::run(settings, signals, began);
     notify::stopping();

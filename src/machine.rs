@@ -40,17 +40,25 @@ pub const PACED: Duration = Duration::from_secs(10);
 pub const PACE: Duration = Duration::from_secs(1);
 /// While ssh's last words say the relay refused a remote forward (it still
 /// holds that port for an earlier session, until it notices that session
-/// is gone), ssh is started again every 2 s for the first 2 minutes (a
-/// relay with `ClientAliveInterval` lets go within about a minute: the port
-/// is found within 2 s of its release), every 10 s until 10 minutes, then
-/// every 30 s: each retry is a full login on the relay.
+/// is gone), ssh is started again every 2 s for the first 5 minutes (a
+/// relay with `ClientAliveInterval` lets go within a minute or a few, and
+/// the port is found within 2 s of its release), every 10 s until 15
+/// minutes, then every 30 s: each retry is a full login on the relay, so
+/// a relay that holds on for good (TCP keepalive alone: two hours) gets
+/// one every 30 s at most.
 pub fn held_wait(held_for: Duration) -> Duration {
     match held_for.as_secs() {
-        0..120 => Duration::from_secs(2),
-        120..600 => Duration::from_secs(10),
+        0..300 => Duration::from_secs(2),
+        300..900 => Duration::from_secs(10),
         _ => Duration::from_secs(30),
     }
 }
+
+/// ssh's words of a held port count only when it ended this soon after
+/// them: with `ExitOnForwardFailure` it ends at once. One without it that
+/// said so at its login and ran on, to end much later of something else,
+/// says nothing of the port now.
+pub const HELD_FRESH: Duration = Duration::from_secs(5);
 
 /// While waiting to start ssh again, the relay's door (the address and
 /// port of ssh's last connection) is knocked on: a TCP connect, nothing
@@ -168,9 +176,15 @@ pub enum Event {
     /// The answer to [`Action::Knock`]: the door opened (None), or the
     /// connect failed with this error.
     Knocked(Option<Errno>),
+    /// ssh's last words say it got as far as the relay (a TCP connection;
+    /// fed just before its `SshEnded`).
+    RelayReached,
     /// ssh's last words say the relay would not forward this remote port
-    /// (fed just before its `SshEnded`).
-    PortHeld(u16),
+    /// (fed just before its `SshEnded`); it said them `ago` before.
+    PortHeld {
+        port: u16,
+        ago: Duration,
+    },
     /// Only time passed (a deadline was reached).
     Tick,
 }
@@ -401,6 +415,10 @@ struct Knocking {
     next: Option<Time>,
     /// A knock of this wait found the door closed.
     closed: bool,
+    /// The last answer before this wait found it closed (the relay was
+    /// away when the ssh before it started, and no knock found it back
+    /// since): an open door at the first knock is the relay back.
+    was_closed: bool,
 }
 
 impl Knocking {
@@ -439,6 +457,9 @@ pub struct Machine {
     knocking: Knocking,
     /// When the last knock started, in this wait or an earlier one.
     last_knock: Option<Time>,
+    /// The last knock found the door closed, and nothing found it open
+    /// since (a knock, ssh connected or its last words), nor another door.
+    door_closed: bool,
     /// The port the ending ssh said the relay holds.
     held_port: Option<u16>,
     /// Since when ssh after ssh found a port held.
@@ -471,6 +492,7 @@ impl Machine {
             door: None,
             knocking: Knocking::default(),
             last_knock: None,
+            door_closed: false,
             held_port: None,
             held_since: None,
             rechecking: false,
@@ -678,15 +700,21 @@ impl Machine {
             // A look that found none (ssh still resolving, say) keeps the
             // door of an earlier ssh.
             Event::DoorFound { door, connecting } => {
+                // Connected, or another door: what was known of the door
+                // is over.
+                if door.is_some() && (!connecting || door != self.door) {
+                    self.door_closed = false;
+                }
                 self.door = door.or(self.door);
                 self.found(door.is_some() && connecting, now, &mut out);
             }
             Event::Knocked(error) => self.knocked(error, now, &mut out),
-            Event::PortHeld(port) => {
-                if let Phase::Running { .. } = self.phase {
+            Event::PortHeld { port, ago } => {
+                if matches!(self.phase, Phase::Running { .. }) && ago <= HELD_FRESH {
                     self.held_port = Some(port);
                 }
             }
+            Event::RelayReached => self.door_closed = false,
             Event::Tick => {}
         }
         self.run_due(now, &mut out);
@@ -919,6 +947,7 @@ impl Machine {
         self.knocking = Knocking {
             next: (self.rules.knock && self.door.is_some() && self.held_since.is_none())
                 .then_some(first),
+            was_closed: self.door_closed,
             ..Knocking::default()
         };
     }
@@ -949,6 +978,7 @@ impl Machine {
     /// The door did not open: while waiting, the reason says so, the first
     /// time in a wait.
     fn closed_door(&mut self, door: SocketAddr, error: Errno, out: &mut Actions) {
+        self.door_closed = true;
         if !self.knocking.closed {
             self.knocking.closed = true;
             if let Phase::Waiting { .. } = self.phase {
@@ -992,13 +1022,18 @@ impl Machine {
     }
 
     /// The answer to a knock: a door that opened after it was found closed
-    /// ends the wait; one open from the first knock says that reaching the
-    /// relay is not what failed, and knocking stops for this wait.
+    /// (in this wait, or by the last knock before it) ends the wait; one
+    /// open from the first knock, where no knock found it closed before,
+    /// says that reaching the relay is not what failed, and knocking stops
+    /// for this wait.
     fn knocked(&mut self, error: Option<Errno>, now: Time, out: &mut Actions) {
         let (Some(_), Some(door)) = (self.knocking.since, self.door) else {
             return;
         };
         self.knocking.since = None;
+        if error.is_none() {
+            self.door_closed = false;
+        }
         if let Phase::Running { .. } = self.phase {
             match error {
                 Some(error) if !about_the_relay(error) => self.knocking.next = None,
@@ -1017,7 +1052,7 @@ impl Machine {
             // here): that says nothing of the relay; no more knocks now.
             Some(error) if !about_the_relay(error) => self.knocking.next = None,
             Some(error) => self.closed_door(door, error, out),
-            None if self.knocking.closed => {
+            None if self.knocking.closed || self.knocking.was_closed => {
                 out.log(Note::RelayBack(door));
                 self.launch(now, out);
             }

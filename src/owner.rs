@@ -317,14 +317,24 @@ pub fn connection(ssh: i32) -> Option<IpAddr> {
 /// link-local address (whose interface /proc does not say). None through a
 /// ProxyCommand (ssh holds no TCP socket of its own then; what its command
 /// connects to is not ssh's server) or where it cannot be told.
-pub fn door(ssh: i32) -> Option<(SocketAddr, bool)> {
+pub fn door(ssh: i32) -> Option<Door> {
     let own = sockets_by_fd(ssh);
     first_door(&sockets_among(&own), &own)
 }
 
-/// [`door`] among `inodes`, lowest descriptor first; and whether it is
-/// still connecting.
-pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<(SocketAddr, bool)> {
+/// ssh's own connection to its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Door {
+    /// Where it goes.
+    pub to: SocketAddr,
+    /// This host's address it goes from.
+    pub from: IpAddr,
+    /// Still connecting (SYN-SENT).
+    pub connecting: bool,
+}
+
+/// [`door`] among `inodes`, lowest descriptor first.
+pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<Door> {
     let lowest = inodes
         .iter()
         .find_map(|inode| sockets.iter().find(|s| s.inode == *inode))?;
@@ -333,7 +343,11 @@ pub fn first_door(sockets: &[Socket], inodes: &[u64]) -> Option<(SocketAddr, boo
         IpAddr::V4(v4) => v4.is_link_local(),
     };
     (matches!(lowest.state, ESTABLISHED | SYN_SENT) && !lowest.local.is_loopback() && !link_local)
-        .then_some((lowest.remote, lowest.state == SYN_SENT))
+        .then_some(Door {
+            to: lowest.remote,
+            from: lowest.local,
+            connecting: lowest.state == SYN_SENT,
+        })
 }
 
 /// Whether `from` is still one of this host's addresses, on a link that is
@@ -444,16 +458,29 @@ mod tests {
         assert_eq!(first_connection(&s, &[100, 300, 999]), None);
         assert!(parse_sockets("h\n0: 12:34 56:78 01 x x x x x 9\n").is_empty());
         // The door: where ssh's own connection goes, also while it connects.
-        let door: SocketAddr = "10.200.0.2:22".parse().unwrap();
-        assert_eq!(first_door(&s, &[200, 100, 300]), Some((door, false)));
-        assert_eq!(first_door(&s, &[500]), Some((door, false)));
+        let door = Door {
+            to: "10.200.0.2:22".parse().unwrap(),
+            from: here,
+            connecting: false,
+        };
+        assert_eq!(first_door(&s, &[200, 100, 300]), Some(door));
+        // (An IPv4 address mapped into IPv6 is taken as the IPv4 one.)
+        let mapped = Door {
+            from: "10.200.0.3".parse().unwrap(),
+            ..door
+        };
+        assert_eq!(first_door(&s, &[500]), Some(mapped));
         let connecting = parse_sockets(&v4.replace(" 0200C80A:0016 01 ", " 0200C80A:0016 02 "));
-        assert_eq!(first_door(&connecting, &[200]), Some((door, true)));
+        let door_connecting = Door {
+            connecting: true,
+            ..door
+        };
+        assert_eq!(first_door(&connecting, &[200]), Some(door_connecting));
         // Only the lowest TCP socket: a listener there means none (a later
         // socket is a forward's).
         assert_eq!(first_door(&s, &[100, 300]), None);
         assert_eq!(first_door(&s, &[100, 200]), None);
-        assert_eq!(first_door(&s, &[999, 200]), Some((door, false)));
+        assert_eq!(first_door(&s, &[999, 200]), Some(door));
     }
 
     #[test]

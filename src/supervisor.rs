@@ -7,6 +7,7 @@
 //! deadlines and a child's death is seen at once.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use log::error;
@@ -25,7 +26,7 @@ use crate::owner;
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
 use crate::statefile::{self, Facts, StateFile};
-use crate::words::{Budget, Sink, Words};
+use crate::words::{self, Budget, Sink, Words};
 
 /// How long a test that failed while its ssh was on its way out waits for
 /// ssh's end to be told (it takes microseconds; a busy machine, more).
@@ -52,6 +53,9 @@ pub struct Settings {
     pub state_file: Option<StateFile>,
     /// Whether the relay is knocked on while waiting (AUTOSSH_KNOCK).
     pub knock: bool,
+    /// ssh is told where to connect from: knocks go from the address its
+    /// connection went from.
+    pub knock_from_ssh: bool,
 }
 
 /// Seconds since the Unix epoch, for the state file.
@@ -94,6 +98,8 @@ struct World {
     probe: Option<Probe>,
     /// The knock in flight, while waiting.
     knock: Option<Knock>,
+    /// Where knocks go from (see `Settings::knock_from_ssh`).
+    knock_from: Option<IpAddr>,
     began: Instant,
     /// A start, a test or a look at the sockets happened in this wake-up
     /// (each allocates and frees, the C library's folder buffers among it):
@@ -108,6 +114,8 @@ struct World {
     /// logged once, until a write succeeds again.
     unwritable: bool,
     facts: Facts,
+    /// When ssh's last line (`facts.message`) was read.
+    said_at: Time,
 }
 
 impl World {
@@ -233,12 +241,15 @@ impl World {
                     .ssh
                     .as_ref()
                     .and_then(|s| owner::door(s.pid().as_raw()));
+                if let Some(door) = found.filter(|_| self.settings.knock_from_ssh) {
+                    self.knock_from = Some(door.from);
+                }
                 answers.push_back(Event::DoorFound {
-                    door: found.map(|(door, _)| door),
-                    connecting: found.is_some_and(|(_, connecting)| connecting),
+                    door: found.map(|door| door.to),
+                    connecting: found.is_some_and(|door| door.connecting),
                 });
             }
-            Action::Knock(door) => match Knock::start(door) {
+            Action::Knock(door) => match Knock::start(door, self.knock_from) {
                 knock::Started::Answered(answer) => answers.push_back(Event::Knocked(answer)),
                 knock::Started::Waiting(knock) => self.knock = Some(knock),
             },
@@ -260,9 +271,10 @@ impl World {
     /// read, and its last line kept.
     fn words_finished(&mut self, now: Time) {
         if let Some(words) = self.words.take() {
-            if let Some(line) = words.finish(now, &mut self.budget) {
+            if let Some((line, at)) = words.finish(now, &mut self.budget) {
                 self.facts.ssh_said_why = true;
                 self.facts.message = Some(without_cr(line));
+                self.said_at = at;
             }
         }
     }
@@ -350,6 +362,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         budget: Budget::new(),
         probe: None,
         knock: None,
+        knock_from: None,
         held: None,
         began,
         trim: false,
@@ -359,6 +372,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
             pid: std::process::id(),
             ..Facts::default()
         },
+        said_at: Time::ZERO,
     };
     // Made once: a wake-up allocates nothing for its bookkeeping.
     let mut answers = VecDeque::with_capacity(4);
@@ -451,8 +465,9 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         if said {
             if let Some(words) = world.words.as_mut() {
                 let open = words.read(now, &mut world.budget);
-                if let Some(line) = words.last() {
+                if let Some((line, at)) = words.last() {
                     world.facts.message = Some(without_cr(line.to_vec()));
+                    world.said_at = at;
                 }
                 if !open {
                     // Closed: ssh is ending, and has said all.
@@ -468,17 +483,20 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
                 match child::reap(ssh) {
                     Some(ended) => {
                         world.ssh_ended(now);
-                        // Its last words first: a port the relay still holds.
-                        let held = world
-                            .facts
-                            .message
-                            .as_deref()
-                            .filter(|_| world.facts.ssh_said_why)
-                            .and_then(crate::words::held_port);
-                        if let Some(port) = held {
-                            if let Some(code) =
-                                world.feed(&mut machine, Event::PortHeld(port), now, &mut answers)
-                            {
+                        // Its last words first: whether it got as far as
+                        // the relay, and a port the relay still holds.
+                        let last = world.facts.message.as_deref();
+                        let (reached, held) = match last.filter(|_| world.facts.ssh_said_why) {
+                            Some(line) => (words::reached_relay(line), words::held_port(line)),
+                            None => (false, None),
+                        };
+                        let ago = now.saturating_sub(world.said_at);
+                        let said = [
+                            reached.then_some(Event::RelayReached),
+                            held.map(|port| Event::PortHeld { port, ago }),
+                        ];
+                        for event in said.into_iter().flatten() {
+                            if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {
                                 return code;
                             }
                         }

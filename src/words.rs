@@ -106,6 +106,15 @@ pub fn shown_line(line: &[u8], cut: bool) -> String {
     text
 }
 
+/// A line of ssh's, as kept until the next.
+struct Last {
+    line: Vec<u8>,
+    cut: bool,
+    logged: bool,
+    /// When it was read.
+    at: Time,
+}
+
 /// The stderr of the running ssh, read as it comes.
 pub struct Words {
     pipe: OwnedFd,
@@ -115,7 +124,7 @@ pub struct Words {
     /// The line being read is longer than [`LINE_MAX`].
     cut: bool,
     /// The last whole line, to be logged at the end if it was not.
-    last: Option<(Vec<u8>, bool, bool)>,
+    last: Option<Last>,
 }
 
 impl Words {
@@ -133,9 +142,10 @@ impl Words {
         self.pipe.as_fd()
     }
 
-    /// The last whole line ssh wrote, as it wrote it (CR and all).
-    pub fn last(&self) -> Option<&[u8]> {
-        self.last.as_ref().map(|(line, _, _)| &line[..])
+    /// The last whole line ssh wrote, as it wrote it (CR and all), and
+    /// when it was read.
+    pub fn last(&self) -> Option<(&[u8], Time)> {
+        self.last.as_ref().map(|l| (&l.line[..], l.at))
     }
 
     /// Reads what is there; each whole line goes where it goes. Returns false
@@ -174,7 +184,12 @@ impl Words {
         match self.sink {
             Sink::Stderr => {
                 to_stderr(&line, cut);
-                self.last = Some((line, cut, true));
+                self.last = Some(Last {
+                    line,
+                    cut,
+                    logged: true,
+                    at: now,
+                });
             }
             Sink::Log => {
                 let logged = budget.admit(now);
@@ -182,14 +197,20 @@ impl Words {
                     report_dropped(budget);
                     log::info!("ssh: {}", shown_line(&line, cut));
                 }
-                self.last = Some((line, cut, logged));
+                self.last = Some(Last {
+                    line,
+                    cut,
+                    logged,
+                    at: now,
+                });
             }
         }
     }
 
     /// ssh has ended: what is left is read, a last unfinished line counts as
-    /// a line, and the last line is logged if it was not. Returns that line.
-    pub fn finish(mut self, now: Time, budget: &mut Budget) -> Option<Vec<u8>> {
+    /// a line, and the last line is logged if it was not. Returns that line
+    /// and when it was read.
+    pub fn finish(mut self, now: Time, budget: &mut Budget) -> Option<(Vec<u8>, Time)> {
         self.read(now, budget);
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
@@ -197,18 +218,18 @@ impl Words {
             self.line_done(line, cut, now, budget);
         }
         if self.sink == Sink::Log {
-            let unlogged = self.last.as_ref().filter(|(_, _, logged)| !logged);
+            let unlogged = self.last.as_ref().filter(|l| !l.logged);
             let dropped = budget
                 .take_dropped()
                 .saturating_sub(u32::from(unlogged.is_some()));
             if dropped > 0 {
                 log::info!("ssh: ({dropped} more lines not logged)");
             }
-            if let Some((line, cut, _)) = unlogged {
-                log::info!("ssh: {}", shown_line(line, *cut));
+            if let Some(l) = unlogged {
+                log::info!("ssh: {}", shown_line(&l.line, l.cut));
             }
         }
-        self.last.map(|(line, _, _)| line)
+        self.last.map(|l| (l.line, l.at))
     }
 }
 
@@ -225,6 +246,21 @@ pub fn held_port(line: &[u8]) -> Option<u16> {
         .take_while(u8::is_ascii_digit)
         .collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// Whether ssh's last line says it got as far as the relay's door (a TCP
+/// connection): anything but OpenSSH's words of a connect that failed
+/// (`ssh: connect to host H port P: Connection timed out`, `... to address
+/// ...`) or of a name not found. Words we do not know count as reached:
+/// the door is then taken as open, which at worst keeps a wait.
+pub fn reached_relay(line: &[u8]) -> bool {
+    const NOT: [&[u8]; 3] = [
+        b"connect to host ",
+        b"connect to address ",
+        b"Could not resolve hostname ",
+    ];
+    !NOT.iter()
+        .any(|said| line.windows(said.len()).any(|w| w == *said))
 }
 
 fn report_dropped(budget: &mut Budget) {
@@ -255,6 +291,27 @@ fn to_stderr(line: &[u8], cut: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_of_an_ssh_that_got_through() {
+        for line in [
+            &b"ssh: connect to host 10.0.0.2 port 22: Connection timed out"[..],
+            b"ssh: connect to host relay port 22: No route to host\r",
+            b"ssh: connect to address 2001:db8::2 port 22: Connection refused",
+            b"ssh: Could not resolve hostname relay: Name or service not known",
+        ] {
+            assert!(!reached_relay(line), "{}", String::from_utf8_lossy(line));
+        }
+        for line in [
+            &b"root@10.0.0.2: Permission denied (publickey)."[..],
+            b"Error: remote port forwarding failed for listen port 2200",
+            b"Connection timed out during banner exchange",
+            b"kex_exchange_identification: read: Connection reset by peer",
+            b"",
+        ] {
+            assert!(reached_relay(line), "{}", String::from_utf8_lossy(line));
+        }
+    }
 
     #[test]
     fn a_held_port_in_ssh_words() {

@@ -308,13 +308,37 @@ fn waited(fake: &Fake, secs: u64) -> bool {
     })
 }
 
-/// `program` (-M 0, poll 600) with the relay's sshd gone until the backoff
-/// waits 18 s or more, then back: how long until the forward works again.
-fn relay_back(program: &str) -> (Duration, Fake, Running, Remote) {
+/// How the relay goes away in [`relay_back`].
+#[derive(Clone, Copy, PartialEq)]
+enum Away {
+    /// Its sshd gone, every connection refused (a reboot): `-M 0`, poll 600.
+    SshdGone,
+    /// Its replies dropped far away, nothing changing on this host: loop
+    /// mode, poll 60, ssh ending by its own keepalives.
+    Unreachable,
+    /// As `SshdGone`, ssh going through a `ProxyCommand` (socat): there is
+    /// no door of ssh's own to knock on.
+    SshdGoneProxied,
+}
+
+/// `program` with the relay away as `away` says until the backoff waits
+/// `wait` s or more, then back: how long until the forward works again.
+fn relay_back(program: &str, away: Away, wait: u64) -> (Duration, Fake, Running, Remote) {
     let mut remote = Remote::new();
     let fake = Fake::new("knock");
     let user = free_pair();
-    let r = Running::start(command(program, &fake, &remote, "0", user, "600"));
+    let port = free_pair().to_string();
+    let (spec, poll, options): (&str, &str, &[&str]) = match away {
+        Away::SshdGone => ("0", "600", &[]),
+        Away::Unreachable => (
+            &port,
+            "60",
+            &["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"],
+        ),
+        Away::SshdGoneProxied => ("0", "600", &["-o", "ProxyCommand=socat - TCP:%h:%p"]),
+    };
+    let c = command_with(program, &fake, &remote, spec, user, poll, options);
+    let r = Running::start(c);
     assert!(
         wait_until(SLOW_LIMIT, || echo_through(user)),
         "{:?}",
@@ -322,15 +346,21 @@ fn relay_back(program: &str) -> (Duration, Fake, Running, Remote) {
     );
     // The door is found 5 s after ssh started.
     std::thread::sleep(Duration::from_secs(6));
-    remote.stop_sshd(true);
-    // Refused at once, again and again: the quick starts, then waits of
-    // 2, 8, 18 s... A wait of 18 s or more is where the sshd comes back.
+    match away {
+        Away::SshdGone | Away::SshdGoneProxied => remote.stop_sshd(true),
+        Away::Unreachable => remote.cut_far(true),
+    }
+    // The quick starts, then waits of 2, 8, 18 s... The relay comes back
+    // as the wait asked for begins.
     assert!(
-        wait_until(Duration::from_secs(60), || waited(&fake, 18)),
+        wait_until(Duration::from_secs(90), || waited(&fake, wait)),
         "{:?}",
         fake.messages()
     );
-    remote.start_sshd();
+    match away {
+        Away::SshdGone | Away::SshdGoneProxied => remote.start_sshd(),
+        Away::Unreachable => remote.cut_far(false),
+    }
     let back = Instant::now();
     assert!(
         wait_until(Duration::from_secs(60), || echo_through(user)),
@@ -349,7 +379,7 @@ fn the_relay_back_ends_the_wait() {
     if !can_run() {
         return;
     }
-    let (took, fake, r, _remote) = relay_back(autossh_bin());
+    let (took, fake, r, _remote) = relay_back(autossh_bin(), Away::SshdGone, 18);
     eprintln!("the relay back: forward back {took:?} after");
     assert!(fake.wait_log("relay unreachable: ", LIMIT));
     assert!(fake.wait_log("answers again; starting ssh now", LIMIT));
@@ -362,12 +392,68 @@ fn the_relay_back_ends_the_wait() {
         "relay's sshd back after a wait of 18 s began (-M 0)",
         took,
         || {
-            let (took, _, r, _remote) = relay_back(REFERENCE);
+            let (took, _, r, _remote) = relay_back(REFERENCE, Away::SshdGone, 18);
             // (The original may not end on SIGTERM in a wait: killed.)
             drop(r);
             took
         },
     );
+}
+
+/// The relay unreachable (its replies dropped far away: knocks go
+/// unanswered, not refused), then reachable again as a wait of 18 s began:
+/// in loop mode at poll 60, the forward is back within seconds too.
+#[test]
+fn the_relay_reachable_again_ends_the_wait() {
+    if !can_run() {
+        return;
+    }
+    let (took, fake, r, remote) = relay_back(autossh_bin(), Away::Unreachable, 18);
+    eprintln!("the relay reachable again: forward back {took:?} after");
+    let unreachable = format!(
+        "relay unreachable: {}:22: Connection timed out",
+        remote.addr
+    );
+    assert!(fake.wait_log(&unreachable, LIMIT), "{:?}", fake.messages());
+    assert!(
+        fake.wait_log("answers again; starting ssh now", LIMIT),
+        "{:?}",
+        fake.messages()
+    );
+    // A knock (its SYN sent again within a second) and the login; the
+    // timer would take 18 s at the least.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(children_of(r.pid).0.len(), 1, "{:?}", fake.messages());
+    r.stop();
+    bench_line(
+        "relay reachable again after a wait of 18 s began (loop, poll 60)",
+        took,
+        || {
+            let (took, _, r, _remote) = relay_back(REFERENCE, Away::Unreachable, 18);
+            drop(r);
+            took
+        },
+    );
+}
+
+/// Through a `ProxyCommand`, ssh has no connection of its own to the
+/// relay: nothing is knocked on, and the backoff's wait is kept.
+#[test]
+fn a_proxied_ssh_gets_no_knock() {
+    if !can_run() || !requires(have_socat(), "socat") {
+        return;
+    }
+    let (took, fake, r, _remote) = relay_back(autossh_bin(), Away::SshdGoneProxied, 8);
+    // The wait of 8 s ran out: a knock would have ended it within about a
+    // second of the sshd's return.
+    assert!(
+        took > Duration::from_secs(5),
+        "{took:?}: {:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("relay unreachable"), 0);
+    assert_eq!(fake.count_log("answers again"), 0);
+    r.stop();
 }
 
 /// A relay that answers but refuses the key: the first knock of each wait
@@ -414,9 +500,9 @@ fn a_relay_that_refuses_gets_no_more_starts() {
 }
 
 /// `program` (loop mode, poll 600) against a relay where an earlier
-/// session holds the monitor port for 25 s: the waits it made meanwhile,
-/// and how long after the release the forward works again.
-fn held_port(program: &str) -> (Vec<String>, Duration, Fake, Running, Remote) {
+/// session holds the monitor port for `hold` s: the waits it made
+/// meanwhile, and how long after the release the forward works again.
+fn held_port(program: &str, hold: u64) -> (Vec<String>, Duration, Fake, Running, Remote) {
     let remote = Remote::new();
     let fake = Fake::new("held");
     let (port, user) = (free_pair(), free_pair());
@@ -448,7 +534,7 @@ fn held_port(program: &str) -> (Vec<String>, Duration, Fake, Running, Remote) {
             .unwrap_or_default()
             .contains(&format!("reason={held}"))));
     }
-    std::thread::sleep(Duration::from_secs(25));
+    std::thread::sleep(Duration::from_secs(hold));
     let waits: Vec<String> = fake
         .messages()
         .into_iter()
@@ -475,7 +561,7 @@ fn a_held_port_is_found_soon_after_its_release() {
     if !can_run() {
         return;
     }
-    let (waits, took, _fake, r, _remote) = held_port(autossh_bin());
+    let (waits, took, _fake, r, _remote) = held_port(autossh_bin(), 25);
     // A steady pace: the backoff would have waited 2, 8 and 18 s by now.
     assert!(waits.len() >= 8, "{waits:?}");
     assert!(
@@ -487,8 +573,32 @@ fn a_held_port_is_found_soon_after_its_release() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     r.stop();
     bench_line("remote port released after 25 s held (loop)", took, || {
-        let (_, took, _, r, _remote) = held_port(REFERENCE);
+        let (_, took, _, r, _remote) = held_port(REFERENCE, 25);
         // (The original may not end on SIGTERM in a wait: killed.)
+        drop(r);
+        took
+    });
+}
+
+/// Held for 3 minutes, where the backoff's waits would have grown to a
+/// minute: still every 2 s (the pace of the first five minutes), and back
+/// within seconds of the release.
+#[test]
+fn a_port_held_for_minutes_is_found_as_soon() {
+    if !can_run() {
+        return;
+    }
+    let (waits, took, _fake, r, _remote) = held_port(autossh_bin(), 180);
+    assert!(waits.len() >= 60, "{waits:?}");
+    assert!(
+        waits.iter().all(|w| w == "sleeping for grace time 2 secs"),
+        "{waits:?}"
+    );
+    eprintln!("held port (3 min): forward back {took:?} after its release");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    r.stop();
+    bench_line("remote port released after 3 min held (loop)", took, || {
+        let (_, took, _, r, _remote) = held_port(REFERENCE, 180);
         drop(r);
         took
     });

@@ -43,6 +43,37 @@ fn in_the_background_ssh_is_heard_in_the_log() {
     assert_eq!(pids.len(), 2);
 }
 
+/// Words of a held port pace the next start only when ssh ended at once
+/// after them (`ExitOnForwardFailure`); an ssh that said so at its login
+/// and ran on has its end judged as any other: the backoff.
+#[test]
+fn only_fresh_words_of_a_held_port_pace_the_restart() {
+    let fake = Fake::new("words-held");
+    let mut c = fake.autossh(&["-f", "-M", "0", "host"]);
+    c.env("FAKE_PLAN", "held:0 held:7 held:0")
+        .env("AUTOSSH_MAXSTART", "3")
+        .env("AUTOSSH_LOGLEVEL", "7");
+    assert_eq!(run_bounded(c, LIMIT).status.code(), Some(0));
+    assert!(fake.wait_log("max start count reached", SLOW_LIMIT));
+    let m = fake.messages();
+    let held = "the relay still holds port 2200 for an earlier session; starting ssh again in 2 s";
+    let ends: Vec<usize> = m
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| *l == "ssh exited with error status 255; restarting ssh")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ends.len(), 3, "{m:?}");
+    // The first ended at once: paced. The second ran 7 s after its words.
+    assert_eq!(m[ends[0] + 1], held, "{m:?}");
+    assert!(
+        m[ends[1]..ends[2]]
+            .iter()
+            .all(|l| !l.contains("holds port")),
+        "{m:?}"
+    );
+}
+
 #[test]
 fn a_redirected_stderr_gets_ssh_lines_unchanged() {
     let fake = Fake::new("words-file");

@@ -21,6 +21,14 @@ fn s(n: u64) -> Time {
     Duration::from_secs(n)
 }
 
+/// ssh's last words: the relay holds port 2200, said `ago` seconds before.
+fn held(ago: u64) -> Event {
+    Event::PortHeld {
+        port: 2200,
+        ago: s(ago),
+    }
+}
+
 fn ms(n: u64) -> Time {
     Duration::from_millis(n)
 }
@@ -781,6 +789,105 @@ fn a_closed_door_that_opens_ends_the_wait() {
     );
 }
 
+/// The relay away through a wait and the ssh after it (its connect timed
+/// out), back just as the next wait begins: the first knock of that wait
+/// finds the door open, and that is the relay back, since the last knock
+/// found it closed. Once a knock found it open, an open door at the first
+/// knock changes nothing again (a relay that answers and refuses).
+#[test]
+fn a_door_closed_before_the_wait_that_opens_ends_it() {
+    let mut r = knocking_run();
+    let said = fail_until_a_long_wait(&mut r);
+    assert!(said.ends_with("knock 10.0.0.2:22"), "{said}");
+    assert_eq!(
+        r.after(KNOCK_WAIT, Event::Tick),
+        "cancel knock; relay unreachable: 10.0.0.2:22: Connection timed out; knock 10.0.0.2:22"
+    );
+    // The wait runs out; ssh's connect times out too.
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!("{:?}", r.m.phase());
+    };
+    assert!(r.at(until, Event::Tick).ends_with("spawn"));
+    r.now(Event::Spawned { pid: 77 });
+    let said = r.after(s(2), Event::SshEnded(Ended::Exited(255)));
+    assert!(said.ends_with("knock 10.0.0.2:22"), "{said}");
+    // Back: the first knock of this wait gets through.
+    let starts = r.m.starts();
+    assert_eq!(
+        r.after(ms(900), Event::Knocked(None)),
+        format!(
+            "the relay 10.0.0.2:22 answers again; starting ssh now; starting ssh (count {}); spawn",
+            starts + 1
+        )
+    );
+    // That ssh is refused (a key): the next wait's first knock finds the
+    // door open, as the last one did: the wait is kept.
+    r.now(Event::Spawned { pid: 78 });
+    let said = r.after(ms(300), Event::SshEnded(Ended::Exited(255)));
+    assert!(said.ends_with("knock 10.0.0.2:22"), "{said}");
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!("{:?}", r.m.phase());
+    };
+    assert_eq!(r.after(ms(5), Event::Knocked(None)), "");
+    assert_eq!(r.m.deadline(), Some(until));
+
+    // The relay back while the ssh after the wait ran, refusing its key:
+    // ssh's last words say it got that far, so the next wait's open door
+    // at the first knock says nothing new: kept. A look that found no
+    // door (ssh not yet connecting) says nothing of it.
+    for reached in [true, false] {
+        let mut r = knocking_run();
+        fail_until_a_long_wait(&mut r);
+        r.after(KNOCK_WAIT, Event::Tick);
+        let Phase::Waiting { until } = r.m.phase() else {
+            panic!("{:?}", r.m.phase());
+        };
+        assert!(r.at(until, Event::Tick).ends_with("spawn"));
+        r.now(Event::Spawned { pid: 80 });
+        if !reached {
+            assert_eq!(r.after(YOUNG, Event::Tick), "find door");
+            r.now(Event::DoorFound {
+                door: None,
+                connecting: false,
+            });
+        }
+        r.after(
+            s(1),
+            if reached {
+                Event::RelayReached
+            } else {
+                Event::Tick
+            },
+        );
+        r.now(Event::SshEnded(Ended::Exited(255)));
+        let said = r.after(ms(900), Event::Knocked(None));
+        if reached {
+            assert_eq!(said, "");
+        } else {
+            assert!(said.contains("answers again"), "{said}");
+        }
+    }
+    // The door closed was another: the name now leads elsewhere.
+    let mut r = knocking_run();
+    fail_until_a_long_wait(&mut r);
+    r.after(KNOCK_WAIT, Event::Tick);
+    let Phase::Waiting { until } = r.m.phase() else {
+        panic!("{:?}", r.m.phase());
+    };
+    r.at(until, Event::Tick);
+    r.now(Event::Spawned { pid: 81 });
+    assert_eq!(r.after(YOUNG, Event::Tick), "find door");
+    let elsewhere = std::net::SocketAddr::from(([10, 0, 0, 3], 22));
+    let said = r.now(Event::DoorFound {
+        door: Some(elsewhere),
+        connecting: true,
+    });
+    assert_eq!(said, "knock 10.0.0.3:22");
+    let said = r.after(s(1), Event::SshEnded(Ended::Exited(255)));
+    assert!(said.ends_with("knock 10.0.0.3:22"), "{said}");
+    assert_eq!(r.after(ms(900), Event::Knocked(None)), "");
+}
+
 #[test]
 fn an_open_door_changes_nothing() {
     let mut r = knocking_run();
@@ -936,7 +1043,7 @@ fn knocks_end_with_the_wait_and_need_a_door() {
 #[test]
 fn a_held_port_is_retried_at_a_steady_pace() {
     let mut r = Run::running(rules());
-    r.after(s(1), Event::PortHeld(2200));
+    r.after(s(1), held(0));
     assert_eq!(
         r.now(Event::SshEnded(Ended::Exited(255))),
         "ssh exited with error status 255; restarting ssh; \
@@ -951,30 +1058,30 @@ fn a_held_port_is_retried_at_a_steady_pace() {
             first: true
         })
     );
-    // Held on and on: every 2 s for two minutes (the backoff would have
+    // Held on and on: every 2 s for five minutes (the backoff would have
     // grown to a minute), then every 10 s, then every 30 s.
     let began = r.now;
     let mut waits = Vec::new();
-    for pid in 1..200 {
+    for pid in 1..400 {
         let Phase::Waiting { until } = r.m.phase() else {
             panic!("{:?}", r.m.phase());
         };
         assert!(r.at(until, Event::Tick).ends_with("spawn"));
         r.now(Event::Spawned { pid });
-        r.after(ms(500), Event::PortHeld(2200));
+        r.after(ms(500), held(0));
         r.now(Event::SshEnded(Ended::Exited(255)));
         let Phase::Waiting { until } = r.m.phase() else {
             panic!("{:?}", r.m.phase());
         };
         waits.push(((r.now - began).as_secs(), (until - r.now).as_secs()));
-        if r.now - began > s(700) {
+        if r.now - began > s(1000) {
             break;
         }
     }
     for (at, wait) in &waits {
         let expected = match at {
-            0..120 => 2,
-            120..600 => 10,
+            0..300 => 2,
+            300..900 => 10,
             _ => 30,
         };
         assert_eq!(*wait, expected, "at {at} s: {waits:?}");
@@ -999,14 +1106,40 @@ fn a_held_port_is_retried_at_a_steady_pace() {
     assert!(!said.contains("holds port"), "{said}");
     // A port held where the poll is short: never a wait over the poll.
     let mut r = Run::running(Rules { poll: 1, ..rules() });
-    r.after(s(1), Event::PortHeld(2200));
+    r.after(s(1), held(0));
     let said = r.now(Event::SshEnded(Ended::Exited(255)));
     assert!(said.ends_with("sleeping for grace time 1 secs"), "{said}");
     // Words of an ssh that is not running any more count for nothing.
     let mut r = Run::running(rules());
     r.after(s(1), Event::Signal(USR1));
-    r.now(Event::PortHeld(2200));
+    r.now(held(0));
     let said = r.after(ms(10), Event::SshEnded(Ended::Signaled(15)));
+    assert!(!said.contains("holds port"), "{said}");
+}
+
+/// An ssh without `ExitOnForwardFailure` warns at its login that a forward
+/// was refused and runs on; when it ends much later of something else,
+/// those words say nothing of the port now: the backoff as always.
+#[test]
+fn old_words_of_a_held_port_count_for_nothing() {
+    let mut r = Run::running(rules());
+    r.after(s(3600), held(3600));
+    let said = r.now(Event::SshEnded(Ended::Exited(255)));
+    assert!(!said.contains("holds port"), "{said}");
+    assert_eq!(
+        r.m.status()
+            .reason
+            .map(|n| matches!(n, Note::PortHeld { .. })),
+        Some(false)
+    );
+    // Said just before the end (5 s at most): held.
+    let mut r = Run::running(rules());
+    r.after(s(3600), held(5));
+    let said = r.now(Event::SshEnded(Ended::Exited(255)));
+    assert!(said.contains("holds port 2200"), "{said}");
+    let mut r = Run::running(rules());
+    r.after(s(3600), held(6));
+    let said = r.now(Event::SshEnded(Ended::Exited(255)));
     assert!(!said.contains("holds port"), "{said}");
 }
 
@@ -1239,6 +1372,13 @@ struct World {
     knocking: Option<Time>,
     /// When the last knock started.
     last_knock: Option<Time>,
+    /// A knock was answered closed (or went unanswered) since the last
+    /// one that was answered open.
+    closed_seen: bool,
+    /// The last open answer came after a closed one: it may end a wait.
+    back: bool,
+    /// The event being stepped is an open door.
+    stepping_open: bool,
     /// The door the machine was told of.
     door: Option<std::net::SocketAddr>,
     /// The running ssh was last seen still connecting.
@@ -1271,8 +1411,19 @@ impl World {
             passed: false,
             knocking: None,
             last_knock: None,
+            closed_seen: false,
+            back: false,
+            stepping_open: false,
             door: None,
             connecting: false,
+        }
+    }
+
+    /// Keeps what a knock's answer says of the door.
+    fn answered(&mut self, answer: Option<Errno>) {
+        match answer {
+            None => self.back = std::mem::take(&mut self.closed_seen),
+            Some(_) => self.closed_seen = true,
         }
     }
 
@@ -1293,6 +1444,11 @@ impl World {
                         assert!(secs <= u64::from(self.rules.poll), "waits {secs} s");
                     }
                     if let Note::RelayBack(_) = note {
+                        // Only at an open door after a closed one.
+                        assert!(
+                            self.stepping_open && std::mem::take(&mut self.back),
+                            "the relay back without a closed door before"
+                        );
                         // A wait ended by a knock is followed by a start.
                         assert!(
                             list[i + 1..]
@@ -1375,12 +1531,19 @@ impl World {
                     assert!(self.rules.knock, "a look for the door without knocking");
                     let ssh = self.ssh.as_ref().expect("a look without an ssh");
                     assert!(ssh.asked_at.is_none(), "a look at a stopping ssh");
+                    // Now and then another door (the name resolves to
+                    // another address).
+                    let last = if rng.chance(95) { 2 } else { 3 };
                     let found = rng
                         .chance(80)
-                        .then(|| std::net::SocketAddr::from(([10, 0, 0, 2], 22)));
+                        .then(|| std::net::SocketAddr::from(([10, 0, 0, last], 22)));
+                    self.connecting = found.is_some() && rng.chance(30);
+                    if found.is_some() && (!self.connecting || found != self.door) {
+                        // Open, or another door: a closed one is forgotten.
+                        self.closed_seen = false;
+                    }
                     // None keeps the door known before.
                     self.door = found.or(self.door);
-                    self.connecting = found.is_some() && rng.chance(30);
                     // Answered after the step's other actions, as the
                     // supervisor's queue does.
                     deferred.push(Event::DoorFound {
@@ -1414,8 +1577,13 @@ impl World {
                     }
                 }
                 Action::CancelKnock => {
-                    assert!(self.knocking.is_some(), "CancelKnock without a knock");
-                    self.knocking = None;
+                    let Some(since) = self.knocking.take() else {
+                        panic!("CancelKnock without a knock");
+                    };
+                    if now >= since + KNOCK_WAIT {
+                        // Given up on: unanswered.
+                        self.closed_seen = true;
+                    }
                 }
                 Action::Exit(code) => {
                     assert!(self.ssh.is_none(), "exit with ssh left");
@@ -1426,11 +1594,14 @@ impl World {
             }
         }
         for event in deferred {
-            if let Event::Knocked(_) = event {
+            if let Event::Knocked(answer) = event {
                 // (Cancelled meanwhile, the answer is stale: the machine
                 // must pass it over.)
-                self.knocking = None;
+                if self.knocking.take().is_some() {
+                    self.answered(answer);
+                }
             }
+            self.stepping_open = matches!(event, Event::Knocked(None));
             let follow = m.step(event, now);
             steps += self.apply(m, &follow, now, rng);
         }
@@ -1553,10 +1724,19 @@ impl World {
                 None => Event::Tick,
             }
         } else if r < 73 && self.ssh.is_some() {
-            Event::PortHeld(2200)
+            if rng.chance(50) {
+                held(0)
+            } else {
+                // Its words: it got through to the relay.
+                self.closed_seen = false;
+                self.back = false;
+                Event::RelayReached
+            }
         } else if r < 80 && self.knocking.is_some() {
             self.knocking = None;
-            Event::Knocked(rng.pick(&[None, Some(Errno::ECONNREFUSED), Some(Errno::EHOSTUNREACH)]))
+            let answer = rng.pick(&[None, Some(Errno::ECONNREFUSED), Some(Errno::EHOSTUNREACH)]);
+            self.answered(answer);
+            Event::Knocked(answer)
         } else if r < 88 {
             if self.testing {
                 if rng.chance(80) {
@@ -1604,6 +1784,7 @@ fn simulate(seed: u64, steps: usize) -> usize {
         while world.exited.is_none() && made < steps {
             let (event, at) = world.next_event(&m, now, &mut rng);
             now = at;
+            world.stepping_open = matches!(event, Event::Knocked(None));
             let actions = m.step(event, now);
             made += world.apply(&mut m, &actions, now, &mut rng);
             world.check(&m, now);

@@ -171,6 +171,10 @@ stdio) exec readlink /proc/self/fd/0 /proc/self/fd/2 > "$d/stdio.$$" ;;
 sigs) exec grep -E '^Sig(Blk|Ign):' /proc/self/status > "$d/sigs.$$" ;;
 say:*) echo "fake ssh $$ says goodbye" >&2; exit "${1#say:}" ;;
 chatty:*) seq 1 "${1#chatty:}" | sed 's/^/chatter /' >&2; echo "the last word" >&2; exit 255 ;;
+held:*)
+    # The relay refused a remote forward, and ssh ran on for a while.
+    echo "Warning: remote port forwarding failed for listen port 2200" >&2
+    sleep "${1#held:}"; exit 255 ;;
 known) echo "Warning: Permanently added '10.0.0.2' (ED25519) to the list of known hosts." >&2; exit 0 ;;
 long) head -c 2000 /dev/zero | tr '\0' x >&2; echo >&2; exit 255 ;;
 orphans) (sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000 ;;

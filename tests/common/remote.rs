@@ -446,8 +446,25 @@ pub fn command(
     user_port: u16,
     poll: &str,
 ) -> Command {
+    command_with(program, fake, remote, spec, user_port, poll, &[])
+}
+
+/// As [`command`], with more ssh `options` (before the host).
+pub fn command_with(
+    program: &str,
+    fake: &Fake,
+    remote: &Remote,
+    spec: &str,
+    user_port: u16,
+    poll: &str,
+    options: &[&str],
+) -> Command {
+    let mut args = remote.ssh_args(user_port);
+    let host = args.pop().unwrap();
+    args.extend(options.iter().map(|o| o.to_string()));
+    args.push(host);
     let mut c = fake.command(program, &["-M", spec]);
-    c.args(remote.ssh_args(user_port))
+    c.args(args)
         .env("AUTOSSH_PATH", "/usr/bin/ssh")
         .env("AUTOSSH_POLL", poll)
         .env("AUTOSSH_GATETIME", "0")
