@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::machine::Time;
+use crate::time::Time;
 
 /// Seconds to wait before start number `tries + 1` of a quick series.
 pub fn wait_secs(tries: u32, poll: u32) -> u32 {

@@ -16,24 +16,8 @@ use nix::sys::signal::{kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvp, fork, getpid, getppid, pipe2, ForkResult, Pid};
 
+use crate::machine::{Ended, SpawnError};
 use crate::signals;
-
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    Exited(i32),
-    Signaled(i32),
-}
-
-/// Why ssh could not be started, by the step that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpawnError {
-    /// The close-on-exec pipe that carries an exec failure back.
-    Pipe(Errno),
-    Fork(Errno),
-    /// ssh itself could not be executed.
-    Exec(Errno),
-}
 
 /// What the child is started with, besides its argv.
 #[derive(Debug, Default, Clone)]

@@ -4,6 +4,7 @@
 
 // What the fuzz target (fuzz/) drives is public; the rest is the binary's.
 pub mod args;
+pub(crate) mod attempt;
 pub(crate) mod backoff;
 pub(crate) mod child;
 pub mod cnum;
@@ -17,6 +18,8 @@ pub(crate) mod netwatch;
 pub(crate) mod notify;
 pub(crate) mod owner;
 pub(crate) mod pidfile;
+pub(crate) mod plan;
+pub(crate) mod pollset;
 pub(crate) mod ports;
 pub(crate) mod probe;
 pub(crate) mod random;
@@ -28,13 +31,14 @@ pub mod procfs;
 pub mod staterecord;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
+pub mod time;
 pub(crate) mod words;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::log::info;
 use anyhow::Context;
@@ -84,7 +88,7 @@ fn few_descriptors() -> bool {
 /// through `env`; returns the exit status, or the error that stops it at
 /// start-up (for the caller to log, with `{:#}`, and exit 1).
 pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow::Result<i32> {
-    let began = Instant::now();
+    let clock = time::Clock::start();
     let lookup = |name: &str| env(name).map(OsString::into_vec);
     // The log file is opened before the signals are ours: opening a FIFO
     // waits for its reader, and TERM and INT must still end autossh there,
@@ -139,7 +143,6 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     }
 
     let argv = args::ssh_command(&config.ssh_path, monitor, &scanned.ssh_args);
-    let mut gate_time = config.gate_time;
     // SPEC §9.17: a relative pid (or state) file is relative to where
     // autossh started.
     let absolute = |p: &Vec<u8>| {
@@ -150,7 +153,6 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     let state_path = config.state_file.as_ref().map(absolute);
     if scanned.background {
         daemon::detach().map_err(OsError).context(messages::FORK)?;
-        gate_time = 0;
     }
 
     // SPEC §6: the listener of loop mode is opened once, after -f.
@@ -178,13 +180,10 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     // before anything starts.
     let state_file = state_path.map(statefile::StateFile::new);
     if let Some(file) = &state_file {
-        file.write(&statefile::starting(
-            supervisor::unix_now(),
-            std::process::id(),
-        ))
-        .map_err(|e| {
-            anyhow::Error::new(OsError::from(e)).context(statefile::cannot_write(file.path()))
-        })?;
+        file.write(&statefile::starting(clock.wall(), std::process::id()))
+            .map_err(|e| {
+                anyhow::Error::new(OsError::from(e)).context(statefile::cannot_write(file.path()))
+            })?;
     }
     let die_with_parent = match child::can_die_with_parent() {
         Ok(()) => true,
@@ -196,16 +195,12 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
             false
         }
     };
-    // ssh's stderr (SPEC §2 aside, `words`): its own where that is a
-    // terminal, else a pipe we read; not under a tight descriptor limit,
-    // which keeps the descriptors for ssh's forwards and the tests.
-    let words = if nix::unistd::isatty(std::io::stderr()).unwrap_or(false) || few_descriptors() {
-        None
-    } else if scanned.background || log::is_null(std::io::stderr()) {
-        Some(words::Sink::Log)
-    } else {
-        Some(words::Sink::Stderr)
+    let host = plan::Host {
+        stderr_tty: nix::unistd::isatty(std::io::stderr()).unwrap_or(false),
+        stderr_null: log::is_null(std::io::stderr()),
+        few_descriptors: few_descriptors(),
     };
+    let plan = plan::plan(&config, &scanned, host);
     let setup = child::Setup {
         unset: notify::PRIVATE_VARIABLES
             .into_iter()
@@ -213,13 +208,13 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
             .collect(),
         ignored: signals.ignored_at_start().to_vec(),
         die_with_parent,
-        capture_stderr: words.is_some(),
+        capture_stderr: plan.words.is_some(),
     };
     let settings = supervisor::Settings {
         name,
         argv,
         setup,
-        gate_time,
+        gate_time: plan.gate_time,
         poll: config.poll,
         first_poll: config.first_poll,
         monitor,
@@ -227,13 +222,12 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         max_lifetime: config.max_lifetime,
         watchdog,
         netwatch,
-        words,
+        words: plan.words,
         state_file,
-        // A knock holds a socket for a moment: none where few are allowed.
-        knock: config.knock && !few_descriptors(),
-        knock_from_ssh: scanned.binds,
+        knock: plan.knock,
+        knock_from_ssh: plan.knock_from_ssh,
     };
-    let code = supervisor::run(settings, signals, began);
+    let code = supervisor::run(settings, signals, clock);
     notify::stopping();
     Ok(code)
 }

@@ -324,21 +324,7 @@ pub fn detached() {
 
 /// The broken-down local time of now (SPEC §4 log lines).
 fn local_now() -> libc::tm {
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
-        .map(|t| t.tv_sec())
-        .unwrap_or(0);
-    // SAFETY: tzset only reads TZ and the zone files; localtime_r writes only
-    // into the zeroed struct it is given. nix wraps neither.
-    unsafe {
-        tzset();
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        tm
-    }
-}
-
-extern "C" {
-    fn tzset();
+    crate::time::local_time(crate::time::unix_now())
 }
 
 const MONTHS: [&str; 12] = [

@@ -11,66 +11,26 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use nix::errno::Errno;
-
-use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+use libc::{SIGHUP, SIGUSR1};
 
 use crate::backoff::Backoff;
-use crate::child::{Ended, SpawnError};
 use crate::messages::Note;
+pub use crate::time::Time;
 
-/// Time since autossh began, on the monotonic clock (SPEC §9.8).
-pub type Time = Duration;
+mod event;
+mod exit;
+mod knocking;
+mod timers;
+pub use event::{Connection, Ended, Event, SpawnError};
+use exit::is_exit_signal;
+pub use exit::{judge, Then};
+use knocking::Knocking;
+pub use knocking::KNOCK_EVERY;
+pub use timers::{held_wait, HELD_FRESH, PACE, PACED, YOUNG};
+use timers::{Readiness, Settle, Watchdog};
 
 /// How long ssh has to exit after SIGTERM before it gets SIGKILL (SPEC §9.4).
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
-/// The quiet after a network change before it is tested: a change is often a
-/// burst of messages.
-pub const SETTLE: Duration = Duration::from_secs(1);
-/// A new ssh gets this long to log in and open its forwards before a network
-/// change tests it: a change heard while it starts (often the tail of the
-/// burst that replaced the last one) waits for it.
-pub const YOUNG: Duration = Duration::from_secs(5);
-/// After a lost connection, for this long ssh is restarted once a second
-/// and these starts are not counted as quick ones: the relay may hold the
-/// old session's remote forwards until it notices the old connection is
-/// gone, and a new ssh with `ExitOnForwardFailure` fails until then.
-pub const PACED: Duration = Duration::from_secs(10);
-/// The wait between paced starts.
-pub const PACE: Duration = Duration::from_secs(1);
-/// While ssh's last words say the relay refused a remote forward (it still
-/// holds that port for an earlier session, until it notices that session
-/// is gone), ssh is started again every 2 s for the first 5 minutes (a
-/// relay with `ClientAliveInterval` lets go within a minute or a few, and
-/// the port is found within 2 s of its release), every 10 s until 15
-/// minutes, then every 30 s: each retry is a full login on the relay, so
-/// a relay that holds on for good (TCP keepalive alone: two hours) gets
-/// one every 30 s at most.
-pub fn held_wait(held_for: Duration) -> Duration {
-    match held_for.as_secs() {
-        0..300 => Duration::from_secs(2),
-        300..900 => Duration::from_secs(10),
-        _ => Duration::from_secs(30),
-    }
-}
-
-/// ssh's words of a held port count only when it ended this soon after
-/// them: with `ExitOnForwardFailure` it ends at once. One without it that
-/// said so at its login and ran on, to end much later of something else,
-/// says nothing of the port now.
-pub const HELD_FRESH: Duration = Duration::from_secs(5);
-
-/// While waiting to start ssh again, the relay's door (the address and
-/// port of ssh's last connection) is knocked on: a TCP connect, nothing
-/// sent. Knocks start at most this often: a relay that is back is found
-/// within about a second, for one SYN a second.
-pub const KNOCK_EVERY: Duration = Duration::from_secs(1);
-/// How long a knock waits for an answer before it counts as unanswered
-/// (the relay's replies dropped): the next one then starts at once. Long
-/// enough for the kernel to send its SYN again (after 1 s) within one
-/// knock: a single lost SYN is not taken for a closed door.
-pub const KNOCK_WAIT: Duration = Duration::from_secs(3);
-
 /// The rules of one run, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
@@ -140,55 +100,6 @@ pub struct Status {
     pub exit_code: Option<i32>,
 }
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// autossh is ready to start: the first event.
-    Start,
-    /// A handled signal (SIGCHLD here only for a child that was not ssh).
-    Signal(i32),
-    /// The answer to [`Action::Spawn`]: ssh runs with this pid...
-    Spawned {
-        pid: i32,
-    },
-    /// ...or could not be started.
-    SpawnFailed(SpawnError),
-    /// ssh ended and was reaped.
-    SshEnded(Ended),
-    /// The running connection test passed, or failed.
-    TestPassed,
-    TestFailed,
-    /// The kernel reported a change that can affect the tunnel.
-    NetworkChanged,
-    /// A change took away the address of ssh's connection (or the link it
-    /// is on went down): that connection is dead for certain.
-    ConnectionLost {
-        from: std::net::IpAddr,
-        link_down: bool,
-    },
-    /// The answer to [`Action::FindDoor`]: the address and port ssh's own
-    /// connection goes to, where it has one (none through a ProxyCommand),
-    /// and whether it is still connecting (SYN-SENT).
-    DoorFound {
-        door: Option<SocketAddr>,
-        connecting: bool,
-    },
-    /// The answer to [`Action::Knock`]: the door opened (None), or the
-    /// connect failed with this error.
-    Knocked(Option<Errno>),
-    /// ssh's last words say it got as far as the relay (a TCP connection;
-    /// fed just before its `SshEnded`).
-    RelayReached,
-    /// ssh's last words say the relay would not forward this remote port
-    /// (fed just before its `SshEnded`); it said them `ago` before.
-    PortHeld {
-        port: u16,
-        ago: Duration,
-    },
-    /// Only time passed (a deadline was reached).
-    Tick,
-}
-
 /// What to do, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -196,6 +107,9 @@ pub enum Action {
     /// Start ssh; answered by `Spawned` or `SpawnFailed` before anything
     /// else. Always the last action of its step.
     Spawn,
+    /// Write the state file with [`Machine::status`] (it changed, or a
+    /// test's outcome is news); only where the state is published.
+    Publish,
     /// SIGTERM (and SIGCONT) to ssh.
     Terminate,
     /// SIGKILL to ssh.
@@ -219,30 +133,26 @@ pub enum Action {
     Exit(i32),
 }
 
-/// The actions of one step: a few, kept inline.
-#[derive(Debug, Clone, Copy)]
+/// The actions of one step, in a buffer made once by its owner and used
+/// again for every step: it has room for more than any step makes (at most
+/// eight, as the table tests show), and would grow rather than drop one.
+#[derive(Debug, Clone, Default)]
 pub struct Actions {
-    items: [Action; Actions::CAPACITY],
-    len: usize,
+    items: Vec<Action>,
 }
 
 impl Actions {
-    /// More than any step makes (at most eight, as the table tests show).
-    const CAPACITY: usize = 12;
+    /// Room for the largest step.
+    pub const CAPACITY: usize = 12;
 
-    fn new() -> Actions {
+    pub fn new() -> Actions {
         Actions {
-            items: [Action::Ready; Actions::CAPACITY],
-            len: 0,
+            items: Vec::with_capacity(Actions::CAPACITY),
         }
     }
 
     fn push(&mut self, action: Action) {
-        debug_assert!(self.len < Self::CAPACITY, "too many actions in one step");
-        if let Some(slot) = self.items.get_mut(self.len) {
-            *slot = action;
-            self.len += 1;
-        }
+        self.items.push(action);
     }
 
     fn log(&mut self, note: Note) {
@@ -250,7 +160,7 @@ impl Actions {
     }
 
     pub fn as_slice(&self) -> &[Action] {
-        &self.items[..self.len]
+        &self.items
     }
 }
 
@@ -260,34 +170,6 @@ impl<'a> IntoIterator for &'a Actions {
     fn into_iter(self) -> Self::IntoIter {
         self.as_slice().iter()
     }
-}
-
-/// What to do once ssh has ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Then {
-    Restart,
-    Exit(i32),
-}
-
-/// The exit-status rules of SPEC §5: what to do, and the line that says so.
-pub fn judge(ended: Ended, first_start: bool, gate_time: u32, lived: Duration) -> (Then, Note) {
-    let status = match ended {
-        Ended::Signaled(signal) => return (Then::Restart, Note::EndedBySignal(signal)),
-        Ended::Exited(status) => status,
-    };
-    if first_start && gate_time != 0 && lived.as_secs() <= u64::from(gate_time) {
-        return (Then::Exit(1), Note::EndedPrematurely(status));
-    }
-    match status {
-        255 => (Then::Restart, Note::EndedRestarting(status)),
-        0 => (Then::Exit(0), Note::EndedExiting(status)),
-        1 | 2 if !first_start || gate_time == 0 => (Then::Restart, Note::EndedRestarting(status)),
-        _ => (Then::Exit(1), Note::EndedExiting(status)),
-    }
-}
-
-fn is_exit_signal(signal: i32) -> bool {
-    matches!(signal, SIGTERM | SIGINT | SIGQUIT)
 }
 
 /// Why a test runs.
@@ -334,102 +216,6 @@ pub enum Phase {
     Done(i32),
 }
 
-/// READY=1, once: when the first test passes, or when ssh has outlived the
-/// gate time, or at the start when there is neither (SPEC §5; systemd).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Readiness {
-    sent: bool,
-}
-
-impl Readiness {
-    /// When a running ssh started at `started` counts as up.
-    fn deadline(&self, rules: &Rules, started: Time) -> Option<Time> {
-        (!self.sent && rules.gate_time > 0)
-            .then(|| started + Duration::from_secs(u64::from(rules.gate_time)))
-    }
-
-    fn set(&mut self, out: &mut Actions) {
-        if !self.sent {
-            self.sent = true;
-            out.push(Action::Ready);
-        }
-    }
-}
-
-/// WATCHDOG=1 at a fixed interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Watchdog {
-    every: Duration,
-    next: Time,
-}
-
-impl Watchdog {
-    fn run(&mut self, now: Time, out: &mut Actions) {
-        if now >= self.next {
-            out.push(Action::Watchdog);
-            self.next = now + self.every;
-        }
-    }
-}
-
-/// The quiet second after a network change (a change is often a burst of
-/// messages); then it is tested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Settle {
-    until: Option<Time>,
-}
-
-impl Settle {
-    /// Each change pushes the test back.
-    fn changed(&mut self, now: Time) {
-        self.until = Some(now + SETTLE);
-    }
-
-    /// When the change is tested: once settled, and never on an ssh started
-    /// at `started` that is still young.
-    fn due(&self, started: Option<Time>) -> Option<Time> {
-        self.until
-            .map(|at| started.map_or(at, |started| at.max(started + YOUNG)))
-    }
-
-    /// Whether a change is due by `now`; it is then forgotten.
-    fn take(&mut self, now: Time, started: Option<Time>) -> bool {
-        let settled = self.due(started).is_some_and(|at| now >= at);
-        if settled {
-            self.until = None;
-        }
-        settled
-    }
-
-    fn forget(&mut self) {
-        self.until = None;
-    }
-}
-
-/// The knocks of one wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Knocking {
-    /// When the knock in flight started.
-    since: Option<Time>,
-    /// When the next one may start; None: no more in this wait.
-    next: Option<Time>,
-    /// A knock of this wait found the door closed.
-    closed: bool,
-    /// The last answer before this wait found it closed (the relay was
-    /// away when the ssh before it started, and no knock found it back
-    /// since): an open door at the first knock is the relay back.
-    was_closed: bool,
-}
-
-impl Knocking {
-    fn deadline(&self) -> Option<Time> {
-        match self.since {
-            Some(since) => Some(since + KNOCK_WAIT),
-            None => self.next,
-        }
-    }
-}
-
 /// The decisions and what they remember.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -460,6 +246,8 @@ pub struct Machine {
     /// The last knock found the door closed, and nothing found it open
     /// since (a knock, ssh connected or its last words), nor another door.
     door_closed: bool,
+    /// What was last published (AUTOSSH_STATEFILE).
+    published: Option<Status>,
     /// The port the ending ssh said the relay holds.
     held_port: Option<u16>,
     /// Since when ssh after ssh found a port held.
@@ -493,6 +281,7 @@ impl Machine {
             knocking: Knocking::default(),
             last_knock: None,
             door_closed: false,
+            published: None,
             held_port: None,
             held_since: None,
             rechecking: false,
@@ -610,19 +399,54 @@ impl Machine {
         .min()
     }
 
-    /// Takes one event at `now` (never earlier than the last step's).
+    /// [`Machine::step_into`] a buffer of its own.
+    #[cfg(test)]
     pub fn step(&mut self, event: Event, now: Time) -> Actions {
         let mut out = Actions::new();
+        self.step_into(event, now, &mut out);
+        out
+    }
+
+    /// Takes one event at `now` (never earlier than the last step's); what
+    /// to do replaces what `out` held.
+    pub fn step_into(&mut self, event: Event, now: Time, out: &mut Actions) {
+        out.items.clear();
+        self.step_with(event, now, out);
+        // A test's outcome is news even where the state stays (the file
+        // says when the last one was, and how it went).
+        let news = matches!(event, Event::TestPassed | Event::TestFailed);
+        self.publish(news, out);
+    }
+
+    /// Publishes the state if it changed (and only then), or if there is
+    /// news: before a start or the exit, which end their step.
+    fn publish(&mut self, news: bool, out: &mut Actions) {
+        if !self.rules.publish {
+            return;
+        }
+        let status = self.status();
+        if !news && self.published == Some(status) {
+            return;
+        }
+        self.published = Some(status);
+        let at = match out.items.last() {
+            Some(Action::Spawn | Action::Exit(_)) => out.items.len() - 1,
+            _ => out.items.len(),
+        };
+        out.items.insert(at, Action::Publish);
+    }
+
+    fn step_with(&mut self, event: Event, now: Time, out: &mut Actions) {
         if let Phase::Done(_) = self.phase {
-            return out;
+            return;
         }
         match event {
             Event::Start => {
                 if self.phase == Phase::Begin {
-                    self.next_start(now, &mut out);
+                    self.next_start(now, out);
                 }
             }
-            Event::Signal(signal) => self.on_signal(signal, now, &mut out),
+            Event::Signal(signal) => self.on_signal(signal, now, out),
             Event::Spawned { pid } => {
                 if self.phase == Phase::Spawning {
                     self.held_port = None;
@@ -640,18 +464,18 @@ impl Machine {
                     // Once it had time to connect (or not).
                     self.look_at = self.rules.knock.then_some(now + YOUNG);
                     if self.rules.gate_time == 0 && !self.rules.monitored {
-                        self.readiness.set(&mut out);
+                        self.readiness.set(out);
                         self.earned_up();
                     }
                 }
             }
             Event::SpawnFailed(error) => {
                 if self.phase == Phase::Spawning {
-                    self.why(Note::SpawnFailed(error), &mut out);
-                    self.exit(1, &mut out);
+                    self.why(Note::SpawnFailed(error), out);
+                    self.exit(1, out);
                 }
             }
-            Event::SshEnded(ended) => self.on_ended(ended, now, &mut out),
+            Event::SshEnded(ended) => self.on_ended(ended, now, out),
             Event::TestPassed => {
                 if let Phase::Running {
                     test: ref mut test @ Test::Running(cause),
@@ -667,7 +491,7 @@ impl Machine {
                         Cause::Change { due } if due > now => due,
                         Cause::Change { .. } => regular,
                     });
-                    self.readiness.set(&mut out);
+                    self.readiness.set(out);
                     self.earned_up();
                     // The forwards work: no port is held any more.
                     self.held_since = None;
@@ -680,21 +504,22 @@ impl Machine {
                 } = self.phase
                 {
                     *test = Test::None;
-                    self.why(Note::PortDown, &mut out);
-                    self.stop(Then::Restart, now, &mut out);
+                    self.why(Note::PortDown, out);
+                    self.stop(Then::Restart, now, out);
                 }
             }
-            Event::NetworkChanged => {
+            Event::NetworkChanged(Connection::Untouched) => {
                 if self.rules.monitored {
                     self.settle.changed(now);
                 }
             }
-            Event::ConnectionLost { from, link_down } => {
+            Event::NetworkChanged(Connection::AddressGone(from) | Connection::LinkDown(from)) => {
+                let link_down = matches!(event, Event::NetworkChanged(Connection::LinkDown(_)));
                 if let Phase::Running { .. } = self.phase {
                     // No test is needed, in any monitoring mode.
-                    self.why(Note::ConnectionGone { from, link_down }, &mut out);
+                    self.why(Note::ConnectionGone { from, link_down }, out);
                     self.paced = Some((now + PACED, true));
-                    self.stop(Then::Restart, now, &mut out);
+                    self.stop(Then::Restart, now, out);
                 }
             }
             // A look that found none (ssh still resolving, say) keeps the
@@ -706,19 +531,19 @@ impl Machine {
                     self.door_closed = false;
                 }
                 self.door = door.or(self.door);
-                self.found(door.is_some() && connecting, now, &mut out);
+                self.found(door.is_some() && connecting, now, out);
             }
-            Event::Knocked(error) => self.knocked(error, now, &mut out),
+            Event::Knocked(error) => self.knocked(error, now, out),
             Event::PortHeld { port, ago } => {
                 if matches!(self.phase, Phase::Running { .. }) && ago <= HELD_FRESH {
                     self.held_port = Some(port);
                 }
             }
             Event::RelayReached => self.door_closed = false,
+            Event::PollFailed(error) => self.cannot_wait(error, now, out),
             Event::Tick => {}
         }
-        self.run_due(now, &mut out);
-        out
+        self.run_due(now, out);
     }
 
     /// Does everything that is due at `now`.
@@ -846,6 +671,30 @@ impl Machine {
         }
     }
 
+    /// The poll can no longer wait: ssh is stopped as for an exit signal
+    /// (SIGTERM, SIGKILL at the kill grace), and autossh exits 1.
+    fn cannot_wait(&mut self, error: nix::errno::Errno, now: Time, out: &mut Actions) {
+        match &mut self.phase {
+            Phase::Running { .. } => {
+                self.why(Note::PollFailed(error), out);
+                self.stop(Then::Exit(1), now, out);
+            }
+            // Already on the way out: an exit decided stands.
+            Phase::Stopping { then, .. } if *then != Then::Restart => {
+                out.log(Note::PollFailed(error));
+            }
+            Phase::Stopping { then, .. } => {
+                *then = Then::Exit(1);
+                self.why(Note::PollFailed(error), out);
+            }
+            Phase::Waiting { .. } | Phase::Begin => {
+                self.why(Note::PollFailed(error), out);
+                self.exit(1, out);
+            }
+            Phase::Spawning | Phase::Done(_) => {}
+        }
+    }
+
     fn on_ended(&mut self, ended: Ended, now: Time, out: &mut Actions) {
         self.look_at = None;
         self.stop_knocking(out);
@@ -952,122 +801,6 @@ impl Machine {
         };
     }
 
-    /// A knock that is due: the one in flight given up on (it counts as
-    /// closed), or the next one started.
-    fn knock_due(&mut self, now: Time, out: &mut Actions) {
-        let Some(door) = self.door else {
-            return;
-        };
-        if let Some(since) = self.knocking.since {
-            if now < since + KNOCK_WAIT {
-                return;
-            }
-            out.push(Action::CancelKnock);
-            self.knocking.since = None;
-            self.closed_door(door, Errno::ETIMEDOUT, out);
-            self.knocking.next = Some((since + KNOCK_EVERY).max(now));
-        }
-        if self.knocking.next.is_some_and(|at| now >= at) {
-            self.knocking.since = Some(now);
-            self.knocking.next = Some(now + KNOCK_EVERY);
-            self.last_knock = Some(now);
-            out.push(Action::Knock(door));
-        }
-    }
-
-    /// The door did not open: while waiting, the reason says so, the first
-    /// time in a wait.
-    fn closed_door(&mut self, door: SocketAddr, error: Errno, out: &mut Actions) {
-        self.door_closed = true;
-        if !self.knocking.closed {
-            self.knocking.closed = true;
-            if let Phase::Waiting { .. } = self.phase {
-                self.why(Note::RelayUnreachable { door, error }, out);
-            }
-        }
-    }
-
-    /// What a look at the running ssh's connection found: still connecting
-    /// (SYN-SENT, its SYNs lost: without ConnectTimeout ssh may sit there
-    /// for two minutes, and gets through only at its next retransmission),
-    /// or not. A connecting ssh's door is knocked on; once a knock gets
-    /// through, it is looked at again, and if it is still connecting then,
-    /// it is replaced at once.
-    fn found(&mut self, connecting: bool, now: Time, out: &mut Actions) {
-        let recheck = std::mem::take(&mut self.rechecking);
-        let Phase::Running { .. } = self.phase else {
-            return;
-        };
-        match (connecting, recheck) {
-            (true, true) => {
-                if let Some(door) = self.door {
-                    self.why(Note::StuckConnecting(door), out);
-                }
-                // Started again through the backoff: its first quick starts
-                // are at once, and a path where knocks get through and ssh
-                // does not still ends in growing waits.
-                self.stop(Then::Restart, now, out);
-            }
-            (true, false) if self.rules.knock => {
-                let first = self
-                    .last_knock
-                    .map_or(now, |last| (last + KNOCK_EVERY).max(now));
-                self.knocking = Knocking {
-                    next: Some(first),
-                    ..Knocking::default()
-                };
-            }
-            _ => self.stop_knocking(out),
-        }
-    }
-
-    /// The answer to a knock: a door that opened after it was found closed
-    /// (in this wait, or by the last knock before it) ends the wait; one
-    /// open from the first knock, where no knock found it closed before,
-    /// says that reaching the relay is not what failed, and knocking stops
-    /// for this wait.
-    fn knocked(&mut self, error: Option<Errno>, now: Time, out: &mut Actions) {
-        let (Some(_), Some(door)) = (self.knocking.since, self.door) else {
-            return;
-        };
-        self.knocking.since = None;
-        if error.is_none() {
-            self.door_closed = false;
-        }
-        if let Phase::Running { .. } = self.phase {
-            match error {
-                Some(error) if !about_the_relay(error) => self.knocking.next = None,
-                Some(error) => self.closed_door(door, error, out),
-                // The relay answers: is ssh still stuck?
-                None => {
-                    self.knocking.next = None;
-                    self.rechecking = true;
-                    out.push(Action::FindDoor);
-                }
-            }
-            return;
-        }
-        match error {
-            // This host could not knock (no descriptor, no such address
-            // here): that says nothing of the relay; no more knocks now.
-            Some(error) if !about_the_relay(error) => self.knocking.next = None,
-            Some(error) => self.closed_door(door, error, out),
-            None if self.knocking.closed || self.knocking.was_closed => {
-                out.log(Note::RelayBack(door));
-                self.launch(now, out);
-            }
-            None => self.knocking.next = None,
-        }
-    }
-
-    /// Ends the knocks of a wait that is over.
-    fn stop_knocking(&mut self, out: &mut Actions) {
-        if self.knocking.since.is_some() {
-            out.push(Action::CancelKnock);
-        }
-        self.knocking = Knocking::default();
-    }
-
     fn launch(&mut self, now: Time, out: &mut Actions) {
         // Nothing starts once the lifetime is over, however late we are.
         if self.lifetime_end.is_some_and(|end| now >= end) {
@@ -1094,22 +827,6 @@ impl Machine {
         out.push(Action::Exit(code));
         self.phase = Phase::Done(code);
     }
-}
-
-/// Whether a knock's failure says something of the relay (refused,
-/// unreachable, timed out), rather than of this host.
-pub fn about_the_relay(error: Errno) -> bool {
-    matches!(
-        error,
-        Errno::ECONNREFUSED
-            | Errno::ETIMEDOUT
-            | Errno::EHOSTUNREACH
-            | Errno::ENETUNREACH
-            | Errno::EHOSTDOWN
-            | Errno::ENETDOWN
-            | Errno::ECONNRESET
-            | Errno::ECONNABORTED
-    )
 }
 
 fn secs(n: u32) -> Duration {

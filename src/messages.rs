@@ -10,7 +10,8 @@ use std::io;
 
 use nix::errno::Errno;
 
-use crate::child::SpawnError;
+use crate::attempt::{Failure, Said};
+use crate::machine::SpawnError;
 
 /// An OS error as C programs print it: the bare `strerror` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,55 @@ pub fn bind(port: u16) -> String {
     format!("bind on 127.0.0.1:{port}")
 }
 
+/// A listener on the monitor port that is not ssh's fails the test.
+pub fn not_ssh_listener(port: u16) -> String {
+    format!("127.0.0.1:{port} is not ssh's: another process listens there")
+}
+
+/// Why a connection test failed, for the state file's reason.
+pub fn failure(failure: &Failure) -> String {
+    match *failure {
+        Failure::Connect { port, error } => format!("127.0.0.1:{port}: {}", OsError(error)),
+        Failure::NotSsh { port } => not_ssh_listener(port),
+        Failure::NoReturn => "nothing came back through the tunnel in time".to_string(),
+        Failure::Accept(error) => format!("error accepting read connection: {}", OsError(error)),
+        Failure::Answer => "the test line did not come back unchanged, twice".to_string(),
+    }
+}
+
+/// What a connection test says (SPEC §6), at its level: the words of the
+/// original's log lines.
+pub fn test_said(said: &Said) -> (log::Level, String) {
+    use log::Level::{Debug, Info};
+    match said {
+        Said::ConnectFailed { port, error } => {
+            (Info, format!("127.0.0.1:{port}: {}", OsError(*error)))
+        }
+        Said::NotFromSsh => (
+            Debug,
+            "a connection to the return port not from ssh, closed".to_string(),
+        ),
+        Said::NoReturn => (
+            Info,
+            "timeout polling to accept read connection".to_string(),
+        ),
+        Said::AcceptFailed(error) => (
+            Info,
+            format!("error accepting read connection: {}", OsError(*error)),
+        ),
+        Said::ReadTimedOut => (
+            Debug,
+            "timeout on io poll, looping to accept again".to_string(),
+        ),
+        Said::Passed => (Debug, "connection ok".to_string()),
+        Said::Mismatch { sent, got } => (
+            Debug,
+            format!("not what I sent: \"{}\" : \"{}\"", shown(sent), shown(got)),
+        ),
+        Said::TwoTries => (Debug, "tried connection 2 times and failed".to_string()),
+    }
+}
+
 /// SPEC §7: the pid file could not be written (followed by the error).
 pub fn pid_file(path: &[u8]) -> String {
     format!("cannot open pid file \"{}\"", shown(path))
@@ -163,6 +213,8 @@ pub enum Note {
     EndedPrematurely(i32),
     /// INFO `received signal to exit (N)`
     ExitSignal(i32),
+    /// The one poll failed for good: nothing can wait any more.
+    PollFailed(Errno),
     /// INFO `signalled to kill and restart ssh`
     RestartSignal,
     /// INFO `port down, restarting ssh`
@@ -205,7 +257,7 @@ impl Note {
             | Note::RelayUnreachable { .. }
             | Note::RelayBack(_)
             | Note::PortHeld { first: false, .. } => Debug,
-            Note::SpawnFailed(_) | Note::EndedPrematurely(_) => Error,
+            Note::SpawnFailed(_) | Note::EndedPrematurely(_) | Note::PollFailed(_) => Error,
             _ => Info,
         }
     }
@@ -235,6 +287,7 @@ impl Note {
                 format!("ssh exited prematurely with status {s}; {name} exiting")
             }
             Note::ExitSignal(n) => format!("received signal to exit ({n})"),
+            Note::PollFailed(error) => format!("poll: {}", OsError(error)),
             Note::RestartSignal => "signalled to kill and restart ssh".to_string(),
             Note::PortDown => "port down, restarting ssh".to_string(),
             Note::NetworkChanged => "network changed, testing the connection".to_string(),

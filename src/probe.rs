@@ -12,9 +12,10 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 
-use crate::machine::Time;
+use crate::attempt::{Attempt, Did, Failure, Step, Verdict};
 use crate::messages::{self, OsError};
 use crate::owner::{self, Sockets};
+use crate::time::Time;
 
 /// How the test data comes back.
 pub enum Mode {
@@ -41,10 +42,6 @@ fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
     let (stream, _) = listener.accept()?;
     stream.set_nonblocking(true)?;
     Ok(stream)
-}
-
-fn text(e: &io::Error) -> String {
-    OsError::from(messages::errno(e)).to_string()
 }
 
 /// Everything a test needs that lasts the whole run.
@@ -88,7 +85,7 @@ impl Monitor {
     /// Starts a test of the tunnel of ssh `ssh`: connects to the monitor
     /// port. A refused connection, or a listener there that is not ssh's,
     /// fails the test at once.
-    pub fn start(&self, now: Time, ssh: i32) -> Option<Probe> {
+    pub fn start(&self, now: Time, ssh: i32) -> Result<Probe, Failure> {
         if let Mode::Loop { listener, .. } = &self.mode {
             // Connections left from before (a late return, a stranger) would
             // only stand in the way of this test's own.
@@ -101,8 +98,8 @@ impl Monitor {
                 if !s.listener_is_ssh(port) && !owner::listeners(&s.entries, port).is_empty() =>
             {
                 // Someone else's: what came back would prove nothing.
-                log::warn!("127.0.0.1:{port} is not ssh's: another process listens there");
-                return None;
+                log::warn!("{}", messages::not_ssh_listener(port));
+                return Err(Failure::NotSsh { port });
             }
             Some(_) => {}
             None => unknown_owners(),
@@ -110,29 +107,30 @@ impl Monitor {
         let mut line = self.prefix.clone();
         line.extend_from_slice((crate::random::u64() >> 33).to_string().as_bytes());
         line.extend_from_slice(&self.suffix);
-        match connect(self.port()) {
-            Ok(out) => Some(Probe {
-                sent: line,
+        let looped = matches!(self.mode, Mode::Loop { .. });
+        let mut attempt = Attempt::new(line, looped, port, self.net_timeout, now);
+        match connect(port) {
+            Ok(out) => Ok(Probe {
+                attempt,
                 out,
                 back: None,
-                step: Step::Connecting,
-                second: false,
-                written: 0,
-                got: Vec::new(),
-                deadline: now + self.net_timeout,
                 ssh,
                 checked: sockets.is_some(),
             }),
             Err(e) => {
-                log::info!("127.0.0.1:{}: {}", self.port(), OsError(e));
-                None
+                let verdict = attempt.feed(Did::Failed(e), now);
+                say(&mut attempt);
+                match verdict {
+                    Verdict::Failed(failure) => Err(failure),
+                    _ => Err(Failure::Connect { port, error: e }),
+                }
             }
         }
     }
 
     /// The descriptor and poll events the test waits for.
     pub fn interest<'a>(&'a self, probe: &'a Probe) -> (BorrowedFd<'a>, PollFlags) {
-        match probe.step {
+        match probe.attempt.step() {
             Step::Connecting | Step::Writing => (probe.out.as_fd(), PollFlags::POLLOUT),
             Step::Accepting => match &self.mode {
                 Mode::Loop { listener, .. } => (listener.as_fd(), PollFlags::POLLIN),
@@ -145,150 +143,93 @@ impl Monitor {
         }
     }
 
-    /// Moves the test on as far as it goes without waiting.
+    /// Moves the test on as far as it goes without waiting: does what the
+    /// attempt asks, and tells it what happened.
     pub fn advance(&self, probe: &mut Probe, now: Time) -> Outcome {
-        let timed_out = now >= probe.deadline;
-        loop {
-            match probe.step {
+        // Bounded: a peer that trickles bytes or strangers cannot keep us.
+        for _ in 0..64 {
+            let mut buf = [0u8; 256];
+            let did = match probe.attempt.step() {
                 Step::Connecting => match connect_result(&probe.out) {
-                    Ok(true) => probe.step = Step::Writing,
-                    Ok(false) if !timed_out => return Outcome::Pending,
-                    Ok(false) => {
-                        log::info!("127.0.0.1:{}: {}", self.port(), OsError(Errno::ETIMEDOUT));
-                        return Outcome::Failed;
-                    }
-                    Err(e) => {
-                        log::info!("127.0.0.1:{}: {}", self.port(), OsError(e));
-                        return Outcome::Failed;
-                    }
+                    Ok(true) => Did::Connected,
+                    Ok(false) => Did::WouldBlock,
+                    Err(e) => Did::Failed(e),
                 },
-                Step::Writing => match probe.out.write(&probe.sent[probe.written..]) {
-                    Ok(n) => {
-                        probe.written += n;
-                        if probe.written == probe.sent.len() {
-                            probe.step = self.after_sending();
-                            probe.deadline = now + self.net_timeout;
-                            return self.advance(probe, now);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && !timed_out => {
-                        return Outcome::Pending
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return self.again(probe, now),
+                Step::Writing => match probe.out.write(probe.attempt.unsent()) {
+                    Ok(n) => Did::Wrote(n),
+                    Err(e) => match would(&e) {
+                        Some(did) => did,
+                        None => continue,
+                    },
                 },
-                Step::Accepting => {
-                    let Mode::Loop { listener, .. } = &self.mode else {
-                        probe.step = Step::Reading;
-                        continue;
-                    };
-                    match accept(listener) {
-                        Ok(back) if probe.checked && !from_ssh(&back, probe.ssh) => {
-                            // A stranger's connection counts for nothing.
-                            log::debug!("a connection to the return port not from ssh, closed");
-                            continue;
-                        }
+                Step::Accepting => match &self.mode {
+                    Mode::Loop { listener, .. } => match accept(listener) {
                         Ok(back) => {
-                            probe.back = Some(back);
-                            probe.got.clear();
-                            probe.step = Step::Reading;
-                            probe.deadline = now + self.net_timeout;
-                            return self.advance(probe, now);
+                            let ssh = !probe.checked || from_ssh(&back, probe.ssh);
+                            // A stranger's connection is closed at once.
+                            probe.back = ssh.then_some(back);
+                            Did::Accepted { ssh }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if !timed_out {
-                                return Outcome::Pending;
-                            }
-                            log::info!("timeout polling to accept read connection");
-                            return Outcome::Failed;
-                        }
-                        Err(e) => {
-                            log::info!("error accepting read connection: {}", text(&e));
-                            return Outcome::Failed;
-                        }
-                    }
-                }
+                        Err(e) => match would(&e) {
+                            Some(did) => did,
+                            None => continue,
+                        },
+                    },
+                    Mode::Echo { .. } => Did::Failed(Errno::EINVAL),
+                },
                 Step::Reading => {
-                    let want = probe.sent.len() - probe.got.len();
-                    let mut buf = vec![0u8; want];
+                    let want = probe.attempt.wanted().min(buf.len());
                     let stream = probe.back.as_mut().unwrap_or(&mut probe.out);
-                    match stream.read(&mut buf) {
-                        Ok(0) => return self.compare(probe, now),
-                        Ok(n) => {
-                            probe.got.extend_from_slice(&buf[..n]);
-                            if probe.got.len() == probe.sent.len() {
-                                return self.compare(probe, now);
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if !timed_out {
-                                return Outcome::Pending;
-                            }
-                            log::debug!("timeout on io poll, looping to accept again");
-                            return self.again(probe, now);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return self.compare(probe, now),
+                    match stream.read(&mut buf[..want]) {
+                        Ok(0) => Did::Closed,
+                        Ok(n) => Did::Read(&buf[..n]),
+                        Err(e) => match would(&e) {
+                            Some(did) => did,
+                            None => continue,
+                        },
                     }
                 }
+            };
+            let verdict = probe.attempt.feed(did, now);
+            say(&mut probe.attempt);
+            if probe.attempt.step() == Step::Accepting {
+                // Waiting for a new connection back: the last one is done.
+                probe.back = None;
+            }
+            match verdict {
+                Verdict::Going { wait: true } => return Outcome::Pending,
+                Verdict::Going { wait: false } => {}
+                Verdict::Passed => return Outcome::Passed,
+                Verdict::Failed(failure) => return Outcome::Failed(failure),
             }
         }
-    }
-
-    fn after_sending(&self) -> Step {
-        match self.mode {
-            Mode::Loop { .. } => Step::Accepting,
-            Mode::Echo { .. } => Step::Reading,
-        }
-    }
-
-    fn compare(&self, probe: &mut Probe, now: Time) -> Outcome {
-        if probe.got == probe.sent {
-            log::debug!("connection ok");
-            return Outcome::Passed;
-        }
-        log::debug!(
-            "not what I sent: \"{}\" : \"{}\"",
-            messages::shown(&probe.sent),
-            messages::shown(&probe.got)
-        );
-        self.again(probe, now)
-    }
-
-    /// One more attempt that sends nothing new (SPEC §6): loop mode waits for a
-    /// new connection back, echo mode reads on.
-    fn again(&self, probe: &mut Probe, now: Time) -> Outcome {
-        if probe.second {
-            log::debug!("tried connection 2 times and failed");
-            return Outcome::Failed;
-        }
-        probe.second = true;
-        probe.got.clear();
-        probe.back = None;
-        probe.deadline = now + self.net_timeout;
-        probe.step = self.after_sending();
-        self.advance(probe, now)
+        Outcome::Pending
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Connecting,
-    Writing,
-    Accepting,
-    Reading,
+/// What an I/O error tells the attempt: None for an interrupted call, to be
+/// made again.
+fn would(e: &io::Error) -> Option<Did<'static>> {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Some(Did::WouldBlock),
+        io::ErrorKind::Interrupted => None,
+        _ => Some(Did::Failed(messages::errno(e))),
+    }
 }
 
-/// One test in progress.
+/// Logs what the attempt said, in its words.
+fn say(attempt: &mut Attempt) {
+    for said in attempt.take_said() {
+        let (level, text) = messages::test_said(&said);
+        log::log!(level, "{text}");
+    }
+}
+
+/// One test in progress: the attempt and its sockets.
 pub struct Probe {
-    sent: Vec<u8>,
+    attempt: Attempt,
     out: TcpStream,
     back: Option<TcpStream>,
-    step: Step,
-    second: bool,
-    written: usize,
-    got: Vec<u8>,
-    deadline: Time,
     /// The ssh whose tunnel is tested.
     ssh: i32,
     /// Whether the sockets' owners could be read when the test began.
@@ -297,7 +238,7 @@ pub struct Probe {
 
 impl Probe {
     pub fn deadline(&self) -> Time {
-        self.deadline
+        self.attempt.deadline()
     }
 }
 
@@ -305,7 +246,7 @@ impl Probe {
 pub enum Outcome {
     Pending,
     Passed,
-    Failed,
+    Failed(Failure),
 }
 
 /// Whether a connection accepted on the return port comes from ssh (or a

@@ -29,6 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::attempt::Failure;
 use crate::machine::{State, Status};
 use crate::messages::{self, Note};
 use crate::staterecord::escape;
@@ -53,6 +54,8 @@ pub struct Facts {
     pub ssh_said_why: bool,
     /// Unix time of the next start, while waiting.
     pub next_start: Option<i64>,
+    /// What failed in the last test that failed.
+    pub failure: Option<Failure>,
 }
 
 fn ended_note(note: Note) -> bool {
@@ -88,6 +91,18 @@ pub fn render(status: &Status, facts: &Facts, name: &str, program: &[u8]) -> Vec
     line("last_test", last_test.as_bytes());
     let reason = match (status.reason, &facts.message) {
         (Some(note), Some(said)) if ended_note(note) && facts.ssh_said_why => said.clone(),
+        // A test's failure says what failed.
+        (Some(Note::PortDown), _) if facts.failure.is_some() => {
+            let failure = facts
+                .failure
+                .as_ref()
+                .map(messages::failure)
+                .unwrap_or_default();
+            messages::raw(&format!(
+                "{}: {failure}",
+                Note::PortDown.text(name, program)
+            ))
+        }
         (Some(note), _) => messages::raw(&note.text(name, program)),
         (None, _) => Vec::new(),
     };
@@ -196,6 +211,7 @@ mod tests {
             message: Some(b"a\\b\nc\xff".to_vec()),
             ssh_said_why: true,
             next_start: Some(1_764_580_008),
+            failure: None,
         };
         let record = parse(&render(&status, &facts, "autossh", b"ssh"));
         assert_eq!(
@@ -239,6 +255,7 @@ mod tests {
             message: Some(b"me@relay: Permission denied (publickey).".to_vec()),
             ssh_said_why: true,
             next_start: Some(1_764_580_008),
+            failure: None,
         };
         let text = render(&status, &facts, "autossh", b"/usr/bin/ssh");
         assert_eq!(
@@ -261,6 +278,21 @@ mod tests {
         };
         let text = String::from_utf8(render(&down, &facts, "autossh", b"ssh")).unwrap();
         assert!(text.contains("\nreason=port down, restarting ssh\n"));
+        // With what failed, where the test said.
+        let refused = Facts {
+            failure: Some(Failure::Connect {
+                port: 20000,
+                error: nix::errno::Errno::ECONNREFUSED,
+            }),
+            ..facts.clone()
+        };
+        let text = String::from_utf8(render(&down, &refused, "autossh", b"ssh")).unwrap();
+        assert!(
+            text.contains(
+                "\nreason=port down, restarting ssh: 127.0.0.1:20000: Connection refused\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,24 +8,24 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use log::error;
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::poll::{PollFlags, PollTimeout};
 
 use crate::child::{self, Ssh};
 use crate::knock::{self, Knock};
-use crate::machine::{Action, Event, Machine, Rules, Time, KILL_GRACE};
-use crate::machine::{State, Status};
+use crate::machine::Status;
+use crate::machine::{Action, Actions, Connection, Event, Machine, Rules, KILL_GRACE};
 use crate::messages::OsError;
 use crate::netwatch::{Change, NetWatch};
 use crate::notify;
 use crate::owner;
+use crate::pollset::{PollSet, Source};
 use crate::probe::{Monitor, Outcome, Probe};
 use crate::signals::Signals;
 use crate::statefile::{self, Facts, StateFile};
+use crate::time::{Clock, Time};
 use crate::words::{self, Budget, Sink, Words};
 
 /// How long a test that failed while its ssh was on its way out waits for
@@ -56,13 +56,6 @@ pub struct Settings {
     /// ssh is told where to connect from: knocks go from the address its
     /// connection went from.
     pub knock_from_ssh: bool,
-}
-
-/// Seconds since the Unix epoch, for the state file.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 fn without_cr(mut line: Vec<u8>) -> Vec<u8> {
@@ -100,7 +93,7 @@ struct World {
     knock: Option<Knock>,
     /// Where knocks go from (see `Settings::knock_from_ssh`).
     knock_from: Option<IpAddr>,
-    began: Instant,
+    clock: Clock,
     /// A start, a test or a look at the sockets happened in this wake-up
     /// (each allocates and frees, the C library's folder buffers among it):
     /// the free memory goes back afterwards, and none stays while idle.
@@ -116,39 +109,20 @@ struct World {
     facts: Facts,
     /// When ssh's last line (`facts.message`) was read.
     said_at: Time,
+    /// The machine's actions, one step's at a time.
+    actions: Actions,
 }
 
 impl World {
     fn now(&self) -> Time {
-        self.began.elapsed()
-    }
-
-    /// Writes the state file if the state changed (and only then).
-    fn publish(&mut self, machine: &Machine, now: Time) {
-        self.publish_status(machine.status(), now);
-    }
-
-    /// The state file's last word when autossh must end outside the
-    /// machine's decisions (the poll failed): exited with `code`, no ssh.
-    fn publish_end(&mut self, machine: &Machine, code: i32, now: Time) {
-        let status = Status {
-            state: State::Exited,
-            ssh_pid: None,
-            next_start: None,
-            exit_code: Some(code),
-            ..machine.status()
-        };
-        self.publish_status(status, now);
+        self.clock.now()
     }
 
     fn publish_status(&mut self, status: Status, now: Time) {
         let Some(file) = &self.settings.state_file else {
             return;
         };
-        if self.published == Some(status) {
-            return;
-        }
-        let wall = unix_now();
+        let wall = self.clock.wall();
         if self.published.is_none_or(|p| p.state != status.state) {
             self.facts.since = wall;
         }
@@ -220,12 +194,12 @@ impl World {
                 // Moved on at once: a refused connection fails it here.
                 let ssh = self.ssh.as_ref().map_or(0, |s| s.pid().as_raw());
                 let outcome = match monitor.start(now, ssh) {
-                    Some(mut probe) => {
+                    Ok(mut probe) => {
                         let outcome = monitor.advance(&mut probe, now);
                         self.probe = Some(probe);
                         outcome
                     }
-                    None => Outcome::Failed,
+                    Err(failure) => Outcome::Failed(failure),
                 };
                 if let Some(event) = self.finished(outcome) {
                     answers.push_back(event);
@@ -256,7 +230,8 @@ impl World {
             Action::CancelKnock => self.knock = None,
             Action::Ready => notify::ready(),
             Action::Watchdog => notify::watchdog(),
-            Action::Exit(_) => {}
+            // (Written by `feed`, which has the machine's status.)
+            Action::Publish | Action::Exit(_) => {}
         }
     }
 
@@ -284,7 +259,11 @@ impl World {
         let event = match outcome {
             Outcome::Pending => return None,
             Outcome::Passed => Event::TestPassed,
-            Outcome::Failed => Event::TestFailed,
+            Outcome::Failed(failure) => {
+                // What failed, for the state file's reason.
+                self.facts.failure = Some(failure);
+                Event::TestFailed
+            }
         };
         self.probe = None;
         self.trim = true;
@@ -302,46 +281,64 @@ impl World {
     ) -> Option<i32> {
         answers.push_back(event);
         while let Some(event) = answers.pop_front() {
-            // A test's outcome is news even where the state stays.
             match event {
-                Event::TestPassed => self.facts.last_test = Some((unix_now(), true)),
-                Event::TestFailed => self.facts.last_test = Some((unix_now(), false)),
+                Event::TestPassed => self.facts.last_test = Some((self.clock.wall(), true)),
+                Event::TestFailed => self.facts.last_test = Some((self.clock.wall(), false)),
                 _ => {}
             }
-            if matches!(event, Event::TestPassed | Event::TestFailed) {
-                self.published = None;
-            }
-            let actions = machine.step(event, now);
+            // (The buffer is lent out while its actions are performed: a
+            // Vec::new() stands in, which allocates nothing.)
+            let mut actions = std::mem::take(&mut self.actions);
+            machine.step_into(event, now, &mut actions);
             for &action in &actions {
-                self.perform(action, now, answers);
+                match action {
+                    Action::Publish => self.publish_status(machine.status(), now),
+                    action => self.perform(action, now, answers),
+                }
             }
-            self.publish(machine, now);
+            self.actions = actions;
         }
         machine.exited()
     }
 
-    /// The poll can no longer wait: stop ssh without it, within the kill
-    /// grace, and reap it.
-    fn abandon(&mut self) {
-        let Some(ssh) = self.ssh.take() else {
-            return;
-        };
-        ssh.terminate();
-        let step = Duration::from_millis(20);
-        let rounds = KILL_GRACE.as_millis() / step.as_millis();
-        for _ in 0..rounds {
-            if child::reap(Some(ssh.pid())).is_some() {
-                return;
-            }
-            std::thread::sleep(step);
+    /// The poll can no longer wait: the machine stops ssh as for an exit
+    /// signal (SIGTERM, then SIGKILL at its deadline), and since no signal
+    /// can be waited for, ssh's end is looked for every 20 ms meanwhile.
+    fn without_poll(
+        &mut self,
+        machine: &mut Machine,
+        error: Errno,
+        answers: &mut VecDeque<Event>,
+    ) -> i32 {
+        let now = self.now();
+        if let Some(code) = self.feed(machine, Event::PollFailed(error), now, answers) {
+            return code;
         }
-        ssh.kill();
-        let _ = waitpid(ssh.pid(), None::<WaitPidFlag>);
+        let step = Duration::from_millis(20);
+        // Bounded: SIGKILL comes at the kill grace, and the end after it.
+        let rounds = 2 * KILL_GRACE.as_millis() / step.as_millis();
+        for _ in 0..rounds {
+            std::thread::sleep(step);
+            let now = self.now();
+            let ssh = self.ssh.as_ref().map(Ssh::pid);
+            let event = match ssh.and_then(|pid| child::reap(Some(pid))) {
+                Some(ended) => {
+                    self.ssh_ended(now);
+                    Event::SshEnded(ended)
+                }
+                None => Event::Tick,
+            };
+            if let Some(code) = self.feed(machine, event, now, answers) {
+                return code;
+            }
+        }
+        // (An ssh that outlives SIGKILL is beyond anyone.)
+        1
     }
 }
 
 /// Runs until autossh should exit; returns the exit status. No child is left.
-pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
+pub fn run(settings: Settings, mut signals: Signals, clock: Clock) -> i32 {
     let rules = Rules {
         gate_time: settings.gate_time,
         poll: settings.poll,
@@ -364,7 +361,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         knock: None,
         knock_from: None,
         held: None,
-        began,
+        clock,
         trim: false,
         published: None,
         unwritable: false,
@@ -373,6 +370,7 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
             ..Facts::default()
         },
         said_at: Time::ZERO,
+        actions: Actions::new(),
     };
     // Made once: a wake-up allocates nothing for its bookkeeping.
     let mut answers = VecDeque::with_capacity(4);
@@ -395,58 +393,32 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
         .min();
         let timeout = poll_timeout(deadline, now);
 
-        // The poll set, on the stack: signals, then the routing socket and the
-        // test's descriptor when there are.
-        let signal_fd = PollFd::new(signals.fd(), PollFlags::POLLIN);
-        let mut fds = [
-            signal_fd.clone(),
-            signal_fd.clone(),
-            signal_fd.clone(),
-            signal_fd.clone(),
-            signal_fd,
-        ];
-        let mut used = 1;
-        let words_at = world.words.as_ref().map(|words| {
-            fds[used] = PollFd::new(words.fd(), PollFlags::POLLIN);
-            used += 1;
-            used - 1
-        });
-        let watch_at = world.settings.netwatch.as_ref().map(|watch| {
-            fds[used] = PollFd::new(watch.fd(), PollFlags::POLLIN);
-            used += 1;
-            used - 1
-        });
-        let test_at = match (&world.probe, &world.settings.monitor) {
-            (Some(probe), Some(monitor)) => {
-                let (fd, events) = monitor.interest(probe);
-                fds[used] = PollFd::new(fd, events);
-                used += 1;
-                Some(used - 1)
-            }
-            _ => None,
-        };
-        let knock_at = world.knock.as_ref().map(|knock| {
-            fds[used] = PollFd::new(knock.fd(), PollFlags::POLLOUT);
-            used += 1;
-            used - 1
-        });
-        let ready = |at: Option<usize>, fds: &[PollFd]| {
-            at.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()))
-        };
-        match poll(&mut fds[..used], timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => {
-                // Retrying would only spin: nothing can wait any more.
-                error!("poll: {}", OsError(e));
-                world.abandon();
-                world.publish_end(&machine, 1, world.now());
-                return 1;
-            }
+        // The poll set, on the stack: the signals, and each other source
+        // that is there.
+        let mut set = PollSet::new(signals.fd());
+        if let Some(words) = &world.words {
+            set.add(Source::Words, words.fd(), PollFlags::POLLIN);
         }
-        let network = ready(watch_at, &fds);
-        let test_moved = ready(test_at, &fds);
-        let said = ready(words_at, &fds);
-        let knocked = ready(knock_at, &fds);
+        if let Some(watch) = &world.settings.netwatch {
+            set.add(Source::Network, watch.fd(), PollFlags::POLLIN);
+        }
+        if let (Some(probe), Some(monitor)) = (&world.probe, &world.settings.monitor) {
+            let (fd, events) = monitor.interest(probe);
+            set.add(Source::Test, fd, events);
+        }
+        if let Some(knock) = &world.knock {
+            set.add(Source::Knock, knock.fd(), PollFlags::POLLOUT);
+        }
+        let polled = set.poll(timeout);
+        let network = set.ready(Source::Network);
+        let test_moved = set.ready(Source::Test);
+        let said = set.ready(Source::Words);
+        let knocked = set.ready(Source::Knock);
+        match polled {
+            Ok(_) | Err(Errno::EINTR) => {}
+            // Retrying would only spin: nothing can wait any more.
+            Err(e) => return world.without_poll(&mut machine, e, &mut answers),
+        }
 
         let now = world.now();
         // A knock's answer is read first, from the socket that was polled:
@@ -515,21 +487,18 @@ pub fn run(settings: Settings, mut signals: Signals, began: Instant) -> i32 {
             Some(watch) if network => watch.drain(),
             _ => Change::None,
         };
-        // A loss may have cut ssh's connection: if its address is gone (or
-        // its link down), ssh is replaced at once, without a test.
-        let lost = match (change, world.ssh.as_ref()) {
+        // A loss may have cut ssh's connection: what became of the address
+        // it goes from (the machine replaces ssh at once if it is gone).
+        let event = match (change, world.ssh.as_ref()) {
+            (Change::None, _) => None,
             (Change::Loss, Some(ssh)) => {
                 world.trim = true;
-                owner::connection(ssh.pid().as_raw())
-                    .and_then(|from| Some((from, owner::lost(from)?)))
-                    .map(|(from, link_down)| Event::ConnectionLost { from, link_down })
+                let from = owner::connection(ssh.pid().as_raw());
+                Some(Event::NetworkChanged(
+                    from.map_or(Connection::Untouched, owner::connection_from),
+                ))
             }
-            _ => None,
-        };
-        let event = match (lost, change) {
-            (Some(event), _) => Some(event),
-            (None, Change::Some | Change::Loss) => Some(Event::NetworkChanged),
-            (None, Change::None) => None,
+            (Change::Some | Change::Loss, _) => Some(Event::NetworkChanged(Connection::Untouched)),
         };
         if let Some(event) = event {
             if let Some(code) = world.feed(&mut machine, event, now, &mut answers) {

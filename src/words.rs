@@ -18,8 +18,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::machine::Time;
 use crate::messages;
+use crate::time::Time;
 
 /// Where a longer line is cut; what follows is dropped, and the kept part is
 /// marked with [`CUT`].

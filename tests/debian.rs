@@ -200,7 +200,7 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
         );
 
         // lintian: no error, no warning, not even a pedantic remark (its
-        // overrides are explained in the README), nothing it cannot read.
+        // overrides are explained in docs/debian.md), nothing it cannot read.
         let o = run(
             "lintian",
             &[

@@ -2,40 +2,16 @@
 //! with anything but 0 or 1.
 
 mod common;
+#[path = "common/rng.rs"]
+#[allow(dead_code)]
+mod rng;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = self.below(12);
-        (0..len)
-            .map(|_| (self.next() & 0xff) as u8)
-            .filter(|&b| b != 0)
-            .collect()
-    }
-}
+use rng::Rng;
 
 const TOKENS: &[&str] = &[
     "-M",
@@ -201,7 +177,7 @@ fn arbitrary_input_exits_cleanly() {
         }
         if rng.below(3) == 0 {
             let len = rng.below(80);
-            env.push(("AUTOSSH_MESSAGE".into(), "m".repeat(len).into()));
+            env.push(("AUTOSSH_MESSAGE".into(), "m".repeat(len as usize).into()));
         }
         if rng.below(4) == 0 {
             env.push(("AUTOSSH_DEBUG".into(), OsString::from_vec(rng.bytes())));

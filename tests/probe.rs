@@ -350,6 +350,41 @@ fn stale_connections_do_not_fail_a_test() {
     r.stop();
 }
 
+/// Connections to the return port from ssh's own family (here two of its
+/// children's, silent), left from before a test, are closed before it
+/// sends: ssh's though they are, they cannot cost it its tries.
+#[test]
+fn stale_connections_of_ssh_are_drained_before_a_test() {
+    if !have_socat() {
+        return;
+    }
+    let fake = Fake::new("stale-ssh");
+    let port = free_pair();
+    let r = start(
+        autossh_bin(),
+        &fake,
+        &port.to_string(),
+        "fwd:staleloop",
+        "2",
+    );
+    assert!(
+        wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= 2),
+        "{:?}",
+        fake.messages()
+    );
+    // Taken for the test's own, each would have cost a wait of the network
+    // timeout and a try: the test failed after two.
+    assert_eq!(
+        fake.count_log("timeout on io poll"),
+        0,
+        "{:?}",
+        fake.messages()
+    );
+    assert_eq!(fake.count_log("port down"), 0);
+    assert_eq!(fake.runs(), 1);
+    r.stop();
+}
+
 #[test]
 fn idle_between_probes_makes_no_system_call() {
     if !have_tool("/usr/bin/strace", "strace") {

@@ -183,6 +183,13 @@ fwd:*)
     P=${forward%%:*}; L="TCP-LISTEN:$P,bind=127.0.0.1,reuseaddr,fork"
     case "${1#fwd:}" in
     loop) exec socat $L TCP:127.0.0.1:$((P + 1)) ;;
+    staleloop)
+        # As loop, with two connections to the return port from ssh's own
+        # family made first, left open and silent (late returns of earlier
+        # tests, say).
+        socat -u TCP:127.0.0.1:$((P + 1)) SYSTEM:'sleep 60' &
+        socat -u TCP:127.0.0.1:$((P + 1)) SYSTEM:'sleep 60' &
+        exec socat $L TCP:127.0.0.1:$((P + 1)) ;;
     echo) exec socat $L PIPE ;;
     swallow) exec socat $L SYSTEM:'cat >/dev/null' ;;
     wrong) exec socat $L SYSTEM:'head -c 5 >/dev/null; echo wrong' ;;

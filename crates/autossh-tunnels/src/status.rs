@@ -5,6 +5,8 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
+use autossh::time::local_time;
+
 use crate::files::{read_file, shown_path, FILE_MAX};
 use crate::list::{self, List};
 use crate::report::{self, Seen};
@@ -12,11 +14,8 @@ use crate::run_dir::Runner;
 
 /// A time of the status line: `HH:MM` today, else `YYYY-MM-DD HH:MM`.
 pub fn when(t: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let at = local_time(t as libc::time_t);
-    let today = local_time(now as libc::time_t);
+    let at = local_time(t);
+    let today = local_time(autossh::time::unix_now());
     let day = |tm: &libc::tm| (tm.tm_year, tm.tm_yday);
     if day(&at) == day(&today) {
         format!("{:02}:{:02}", at.tm_hour, at.tm_min)
@@ -29,22 +28,6 @@ pub fn when(t: i64) -> String {
             at.tm_hour,
             at.tm_min
         )
-    }
-}
-
-/// The broken-down local time of a Unix time (a copy of the log's, so that
-/// autossh's own code stays as it is).
-fn local_time(t: libc::time_t) -> libc::tm {
-    extern "C" {
-        fn tzset();
-    }
-    // SAFETY: tzset only reads TZ and the zone files; localtime_r writes only
-    // into the zeroed struct it is given. nix wraps neither.
-    unsafe {
-        tzset();
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        tm
     }
 }
 
