@@ -3,6 +3,7 @@
 //! project; each module names the sections it carries out.
 
 // What the fuzz target (fuzz/) drives is public; the rest is the binary's.
+pub(crate) mod addresses;
 pub mod args;
 pub(crate) mod attempt;
 pub(crate) mod backoff;
@@ -199,8 +200,10 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         stderr_tty: nix::unistd::isatty(std::io::stderr()).unwrap_or(false),
         stderr_null: log::is_null(std::io::stderr()),
         few_descriptors: few_descriptors(),
+        manager: notify::enabled(),
+        watchdog,
     };
-    let plan = plan::plan(&config, &scanned, host);
+    let plan = plan::plan(&config, &scanned, monitor.is_some(), host);
     let setup = child::Setup {
         unset: notify::PRIVATE_VARIABLES
             .into_iter()
@@ -214,17 +217,11 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         name,
         argv,
         setup,
-        gate_time: plan.gate_time,
-        poll: config.poll,
-        first_poll: config.first_poll,
+        rules: plan.rules,
         monitor,
-        max_start: config.max_start,
-        max_lifetime: config.max_lifetime,
-        watchdog,
         netwatch,
         words: plan.words,
         state_file,
-        knock: plan.knock,
         knock_from_ssh: plan.knock_from_ssh,
     };
     let code = supervisor::run(settings, signals, clock);

@@ -1,10 +1,13 @@
-//! The start-up choices that depend on more than one thing: made once, as a
-//! pure function of the configuration, the scanned command line and the
-//! facts of the host, so that `lib::run` only gathers those and wires the
-//! result.
+//! The start-up choices: made once, as a pure function of the configuration,
+//! the scanned command line and the facts of the host, so that `lib::run`
+//! only gathers those and wires the result. The machine's [`Rules`] come
+//! from here, and from nowhere else.
+
+use std::time::Duration;
 
 use crate::args::Scanned;
 use crate::config::Config;
+use crate::machine::Rules;
 use crate::words::Sink;
 
 /// What the host is like at start-up.
@@ -17,25 +20,28 @@ pub struct Host {
     /// Fewer than 16 descriptors are allowed: none is opened that can be
     /// done without.
     pub few_descriptors: bool,
+    /// A service manager listens (NOTIFY_SOCKET), and how often it wants to
+    /// hear that we are alive.
+    pub manager: bool,
+    pub watchdog: Option<Duration>,
 }
 
 /// The choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// The gate time (SPEC §5): 0 after `-f`.
-    pub gate_time: u32,
+    /// The machine's rules (the gate time is 0 after `-f`, SPEC §5).
+    pub rules: Rules,
     /// Where ssh's stderr goes when autossh reads it; None: ssh writes to
     /// autossh's own (a terminal is left to ssh, and under a tight limit the
     /// pipe's descriptors are kept for ssh's forwards and the tests).
     pub words: Option<Sink>,
-    /// Whether the relay is knocked on (a knock holds a socket a moment).
-    pub knock: bool,
     /// Whether knocks go from where ssh's connection went from (ssh is told
     /// where to connect from).
     pub knock_from_ssh: bool,
 }
 
-pub fn plan(config: &Config, scanned: &Scanned, host: Host) -> Plan {
+/// `monitored`: a connection test runs (`-M` other than 0).
+pub fn plan(config: &Config, scanned: &Scanned, monitored: bool, host: Host) -> Plan {
     let words = if host.stderr_tty || host.few_descriptors {
         None
     } else if scanned.background || host.stderr_null {
@@ -44,14 +50,26 @@ pub fn plan(config: &Config, scanned: &Scanned, host: Host) -> Plan {
     } else {
         Some(Sink::Stderr)
     };
-    Plan {
+    let rules = Rules {
         gate_time: if scanned.background {
             0
         } else {
             config.gate_time
         },
-        words,
+        poll: config.poll,
+        first_poll: config.first_poll,
+        monitored,
+        max_start: config.max_start,
+        max_lifetime: config.max_lifetime,
+        watchdog: host.watchdog,
+        notify: host.manager,
+        publish: config.state_file.is_some(),
+        // A knock holds a socket a moment: none where few are allowed.
         knock: config.knock && !host.few_descriptors,
+    };
+    Plan {
+        rules,
+        words,
         knock_from_ssh: scanned.binds,
     }
 }
@@ -77,38 +95,60 @@ mod tests {
     fn the_choices() {
         let c = config();
         let plain = Host::default();
-        let p = plan(&c, &scanned(&["host"]), plain);
+        let p = plan(&c, &scanned(&["host"]), true, plain);
         assert_eq!(
-            (p.gate_time, p.words, p.knock),
+            (p.rules.gate_time, p.words, p.rules.knock),
             (30, Some(Sink::Stderr), true)
         );
+        assert_eq!(
+            (p.rules.poll, p.rules.monitored, p.rules.publish),
+            (600, true, false)
+        );
         // -f: gate time 0, ssh heard in the log.
-        let p = plan(&c, &scanned(&["-f", "host"]), plain);
-        assert_eq!((p.gate_time, p.words), (0, Some(Sink::Log)));
+        let p = plan(&c, &scanned(&["-f", "host"]), false, plain);
+        assert_eq!((p.rules.gate_time, p.words), (0, Some(Sink::Log)));
+        assert!(!p.rules.monitored);
+        // A manager, its watchdog; a state file.
+        let managed = Host {
+            manager: true,
+            watchdog: Some(Duration::from_secs(5)),
+            ..plain
+        };
+        let kept = Config {
+            state_file: Some(b"/run/t.state".to_vec()),
+            ..config()
+        };
+        let p = plan(&kept, &scanned(&["host"]), true, managed);
+        assert_eq!(
+            (p.rules.notify, p.rules.watchdog, p.rules.publish),
+            (true, Some(Duration::from_secs(5)), true)
+        );
         // stderr /dev/null: the log; a terminal: ssh's own.
         let null = Host {
             stderr_null: true,
             ..plain
         };
-        assert_eq!(plan(&c, &scanned(&["host"]), null).words, Some(Sink::Log));
+        let words = |host, args: &[&str]| plan(&c, &scanned(args), true, host).words;
+        assert_eq!(words(null, &["host"]), Some(Sink::Log));
         let tty = Host {
             stderr_tty: true,
             ..plain
         };
-        assert_eq!(plan(&c, &scanned(&["-f", "host"]), tty).words, None);
+        assert_eq!(words(tty, &["-f", "host"]), None);
         // A tight descriptor limit: no pipe, no knock.
         let tight = Host {
             few_descriptors: true,
             ..plain
         };
-        let p = plan(&c, &scanned(&["host"]), tight);
-        assert_eq!((p.words, p.knock), (None, false));
+        let p = plan(&c, &scanned(&["host"]), true, tight);
+        assert_eq!((p.words, p.rules.knock), (None, false));
         // Knocking off; a bind option.
         let off = Config {
             knock: false,
             ..config()
         };
-        assert!(!plan(&off, &scanned(&["host"]), plain).knock);
-        assert!(plan(&c, &scanned(&["-b", "10.0.0.5", "host"]), plain).knock_from_ssh);
+        assert!(!plan(&off, &scanned(&["host"]), true, plain).rules.knock);
+        let bound = plan(&c, &scanned(&["-b", "10.0.0.5", "host"]), true, plain);
+        assert!(bound.knock_from_ssh);
     }
 }

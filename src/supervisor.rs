@@ -13,6 +13,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{PollFlags, PollTimeout};
 
+use crate::addresses;
 use crate::child::{self, Ssh};
 use crate::knock::{self, Knock};
 use crate::machine::Status;
@@ -37,22 +38,15 @@ pub struct Settings {
     pub argv: Vec<Vec<u8>>,
     /// How ssh is started besides its argv.
     pub setup: child::Setup,
-    pub gate_time: u32,
-    pub poll: u32,
-    pub first_poll: u32,
+    /// The machine's rules, from the start-up plan.
+    pub rules: Rules,
     pub monitor: Option<Monitor>,
-    pub max_start: Option<u32>,
-    pub max_lifetime: u32,
-    /// How often to tell the service manager we are alive (WATCHDOG_USEC / 2).
-    pub watchdog: Option<Duration>,
     /// The kernel's routing notifications, when watched (monitoring on).
     pub netwatch: Option<NetWatch>,
     /// Where ssh's stderr goes when autossh reads it (None: ssh has ours).
     pub words: Option<Sink>,
     /// Where the tunnel's state is kept (AUTOSSH_STATEFILE).
     pub state_file: Option<StateFile>,
-    /// Whether the relay is knocked on while waiting (AUTOSSH_KNOCK).
-    pub knock: bool,
     /// ssh is told where to connect from: knocks go from the address its
     /// connection went from.
     pub knock_from_ssh: bool,
@@ -339,19 +333,7 @@ impl World {
 
 /// Runs until autossh should exit; returns the exit status. No child is left.
 pub fn run(settings: Settings, mut signals: Signals, clock: Clock) -> i32 {
-    let rules = Rules {
-        gate_time: settings.gate_time,
-        poll: settings.poll,
-        first_poll: settings.first_poll,
-        monitored: settings.monitor.is_some(),
-        max_start: settings.max_start,
-        max_lifetime: settings.max_lifetime,
-        watchdog: settings.watchdog,
-        notify: notify::enabled(),
-        publish: settings.state_file.is_some(),
-        knock: settings.knock,
-    };
-    let mut machine = Machine::new(rules);
+    let mut machine = Machine::new(settings.rules);
     let mut world = World {
         settings,
         ssh: None,
@@ -495,7 +477,7 @@ pub fn run(settings: Settings, mut signals: Signals, clock: Clock) -> i32 {
                 world.trim = true;
                 let from = owner::connection(ssh.pid().as_raw());
                 Some(Event::NetworkChanged(
-                    from.map_or(Connection::Untouched, owner::connection_from),
+                    from.map_or(Connection::Untouched, addresses::connection_from),
                 ))
             }
             (Change::Some | Change::Loss, _) => Some(Event::NetworkChanged(Connection::Untouched)),
