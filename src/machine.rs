@@ -679,10 +679,7 @@ impl Machine {
                 self.why(Note::PollFailed(error), out);
                 self.stop(Then::Exit(1), now, out);
             }
-            // Already on the way out: an exit decided stands.
-            Phase::Stopping { then, .. } if *then != Then::Restart => {
-                out.log(Note::PollFailed(error));
-            }
+            // An error: exit 1, whatever exit was on its way (SPEC §7).
             Phase::Stopping { then, .. } => {
                 *then = Then::Exit(1);
                 self.why(Note::PollFailed(error), out);

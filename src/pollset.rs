@@ -61,23 +61,33 @@ impl<'fd> PollSet<'fd> {
     /// Registers `fd` for `source`, waiting for `events`; a second
     /// registration of the same source replaces the first.
     pub fn add(&mut self, source: Source, fd: BorrowedFd<'fd>, events: PollFlags) {
-        let slot = &mut self.slots[source.index()];
+        // (Every kind has its slot, and each takes one place at most, so
+        // neither lookup can fail; were one to, the source would go
+        // unwatched rather than bring autossh down.)
+        let Some(slot) = self.slots.get_mut(source.index()) else {
+            return;
+        };
         let at = *slot.get_or_insert(self.used);
-        if at == self.used {
-            self.used += 1;
+        if let Some(place) = self.fds.get_mut(at) {
+            *place = PollFd::new(fd, events);
+            self.used = self.used.max(at + 1);
         }
-        self.fds[at] = PollFd::new(fd, events);
     }
 
     /// Waits up to `timeout` for any registered source.
     pub fn poll(&mut self, timeout: PollTimeout) -> nix::Result<i32> {
-        poll(&mut self.fds[..self.used], timeout)
+        let used = self.used.min(self.fds.len());
+        poll(&mut self.fds[..used], timeout)
     }
 
     /// Whether `source` is registered and something happened on it.
     pub fn ready(&self, source: Source) -> bool {
-        self.slots[source.index()]
-            .is_some_and(|at| self.fds[at].revents().is_some_and(|r| !r.is_empty()))
+        self.slots
+            .get(source.index())
+            .copied()
+            .flatten()
+            .and_then(|at| self.fds.get(at))
+            .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
     }
 }
 
@@ -85,6 +95,28 @@ impl<'fd> PollSet<'fd> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    /// Every kind, named in a match that breaks the build when a kind is
+    /// added and not named here.
+    fn every_kind() -> Vec<Source> {
+        use Source::*;
+        let all = vec![Signals, Words, Network, Test, Knock];
+        for source in &all {
+            match source {
+                Signals | Words | Network | Test | Knock => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_kind_has_a_slot_of_its_own() {
+        let mut taken: Vec<usize> = every_kind().into_iter().map(Source::index).collect();
+        assert!(taken.iter().all(|&i| i < Source::COUNT));
+        taken.sort_unstable();
+        taken.dedup();
+        assert_eq!(taken.len(), Source::COUNT);
+    }
 
     #[test]
     fn each_source_has_its_slot() {

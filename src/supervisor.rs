@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::addresses;
 use crate::child::{self, Ssh};
 use crate::knock::{self, Knock};
 use crate::machine::Status;
-use crate::machine::{Action, Actions, Connection, Event, Machine, Rules, KILL_GRACE};
+use crate::machine::{Action, Actions, Connection, Ended, Event, Machine, Rules, KILL_GRACE};
 use crate::messages::OsError;
 use crate::netwatch::{Change, NetWatch};
 use crate::notify;
@@ -252,7 +253,10 @@ impl World {
     fn finished(&mut self, outcome: Outcome) -> Option<Event> {
         let event = match outcome {
             Outcome::Pending => return None,
-            Outcome::Passed => Event::TestPassed,
+            Outcome::Passed => {
+                self.facts.failure = None;
+                Event::TestPassed
+            }
             Outcome::Failed(failure) => {
                 // What failed, for the state file's reason.
                 self.facts.failure = Some(failure);
@@ -326,7 +330,20 @@ impl World {
                 return code;
             }
         }
-        // (An ssh that outlives SIGKILL is beyond anyone.)
+        // SIGKILL was sent: ssh is reaped, however long that takes, as
+        // always, and the machine says the last word.
+        if let Some(ssh) = self.ssh.as_ref().map(Ssh::pid) {
+            let ended = match waitpid(ssh, None) {
+                Ok(WaitStatus::Signaled(_, signal, _)) => Ended::Signaled(signal as i32),
+                Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code),
+                _ => Ended::Signaled(libc::SIGKILL),
+            };
+            let now = self.now();
+            self.ssh_ended(now);
+            if let Some(code) = self.feed(machine, Event::SshEnded(ended), now, answers) {
+                return code;
+            }
+        }
         1
     }
 }

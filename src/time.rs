@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 /// Time since autossh began, on the monotonic clock.
 pub type Time = Duration;
 
-/// The one reader of the clocks.
+/// The clocks, for the loop: this module is the only one that reads them
+/// (the log's dates and the tunnels tool use [`unix_now`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     began: Instant,

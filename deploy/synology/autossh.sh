@@ -1,7 +1,7 @@
 #!/bin/sh
 # Tunnels: the rc script for boxes with SysV-style rc scripts. One autossh
 # per tunnel of the tunnel list, each in the background with gate time 0 and
-# monitoring on; the work is autossh-tunnels' (README, "Many tunnels").
+# monitoring on; the work is autossh-tunnels' (docs/tunnels.md).
 #
 #   autossh.sh start|stop|restart [NAME]|reload|status [NAME] [--json]|check|metrics
 #

@@ -669,8 +669,19 @@ fn a_poll_that_fails_for_good() {
         r.after(ms(10), Event::SshEnded(Ended::Signaled(9))),
         "exit 1"
     );
-    // Stopping to restart: exits instead.
+    // Stopping to restart: exits instead; stopping to exit 0 (the
+    // lifetime): exits 1, an error.
     let mut r = Run::stopping(monitored());
+    assert_eq!(r.after(ms(10), failed), "poll: Invalid argument");
+    assert_eq!(
+        r.after(ms(10), Event::SshEnded(Ended::Signaled(15))),
+        "exit 1"
+    );
+    let mut r = Run::running(Rules {
+        max_lifetime: 60,
+        ..monitored()
+    });
+    assert!(r.at(s(60), Event::Tick).ends_with("terminate"));
     assert_eq!(r.after(ms(10), failed), "poll: Invalid argument");
     assert_eq!(
         r.after(ms(10), Event::SshEnded(Ended::Signaled(15))),

@@ -1,6 +1,6 @@
 //! The tests' random numbers: splitmix64, small, fast, the same on every
 //! machine, so that a seed names a run. Shared by the machine's simulation
-//! (`src/machine/tests.rs`) and the fuzz test (`tests/fuzz.rs`).
+//! (`src/machine/tests/simulation.rs`) and the fuzz test (`tests/fuzz.rs`).
 
 pub struct Rng(pub u64);
 

@@ -161,7 +161,10 @@ impl World {
                             "the relay is back, and nothing starts: {list:?}"
                         );
                     }
-                    if self.reason.is_none() {
+                    if let Note::PollFailed(_) = note {
+                        // An error overrides an exit on its way.
+                        self.reason = Some(1);
+                    } else if self.reason.is_none() {
                         self.reason = reason_of(note);
                     }
                 }
