@@ -682,8 +682,16 @@ fn status_and_metrics_with_a_real_sshd() {
             || refused_line.starts_with("refused: down since "),
         "{refused_line}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    // The refused tunnel's reason is ssh's words while it waits, and the
+    // line of its restart while the next ssh tries: read until the words.
+    let mut json = serde_json::Value::Null;
+    let said = wait_until(SLOW_LIMIT, || {
+        json = serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+        json["tunnels"][1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Permission denied (publickey"))
+    });
+    assert!(said, "{json}");
     let tunnels = json["tunnels"].as_array().unwrap();
     assert_eq!(tunnels[0]["name"], "good");
     assert_eq!(tunnels[0]["state"], "up");
