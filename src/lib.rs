@@ -90,6 +90,42 @@ fn few_descriptors() -> bool {
 /// start-up (for the caller to log, with `{:#}`, and exit 1).
 pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow::Result<i32> {
     let clock = time::Clock::start();
+    match prepare(args, env, &clock)? {
+        Start::Exit(code) => Ok(code),
+        Start::Supervise {
+            settings,
+            signals,
+            pid_file,
+        } => {
+            let code = supervisor::run(*settings, signals, clock);
+            drop(pid_file);
+            notify::stopping();
+            Ok(code)
+        }
+    }
+}
+
+/// What start-up leaves to do.
+enum Start {
+    /// Nothing to start (`-V`, a usage error): exit with this status.
+    Exit(i32),
+    /// The tunnel, to supervise until the end; the pid file goes with it.
+    Supervise {
+        settings: Box<supervisor::Settings>,
+        signals: signals::Signals,
+        pid_file: Option<pidfile::PidFile>,
+    },
+}
+
+/// Everything before the loop: the settings read and checked, the log,
+/// the signals, the listener and the files. Kept out of `run`'s frame, so
+/// that the many values of start-up hold no stack below the loop's.
+#[inline(never)]
+fn prepare(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+    clock: &time::Clock,
+) -> anyhow::Result<Start> {
     let lookup = |name: &str| env(name).map(OsString::into_vec);
     // The log file is opened before the signals are ours: opening a FIFO
     // waits for its reader, and TERM and INT must still end autossh there,
@@ -121,10 +157,10 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
     let scanned = match args::scan(&args) {
         Ok(Request::Version) => {
             let _ = std::io::stdout().write_all(&messages::raw(&format!("{name} {VERSION}\n")));
-            return Ok(0);
+            return Ok(Start::Exit(0));
         }
         Ok(Request::Run(scanned)) => scanned,
-        Err(error) => return Ok(usage_error(argv0, &name, error)),
+        Err(error) => return Ok(Start::Exit(usage_error(argv0, &name, error))),
     };
 
     // SPEC §1: AUTOSSH_PORT wins over -M; without either, a free random pair.
@@ -176,7 +212,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         None
     };
     let watchdog = notify::init(&lookup);
-    let _pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
+    let pid_file = pid_path.map(pidfile::PidFile::write).transpose()?;
     // Written once now, so that a path that cannot be written is an error
     // before anything starts.
     let state_file = state_path.map(statefile::StateFile::new);
@@ -213,7 +249,7 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         die_with_parent,
         capture_stderr: plan.words.is_some(),
     };
-    let settings = supervisor::Settings {
+    let settings = Box::new(supervisor::Settings {
         name,
         argv,
         setup,
@@ -223,8 +259,10 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
         words: plan.words,
         state_file,
         knock_from_ssh: plan.knock_from_ssh,
-    };
-    let code = supervisor::run(settings, signals, clock);
-    notify::stopping();
-    Ok(code)
+    });
+    Ok(Start::Supervise {
+        settings,
+        signals,
+        pid_file,
+    })
 }

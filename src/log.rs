@@ -270,6 +270,11 @@ pub fn init(
     settings: &LogSettings,
     opened: Option<Result<File, OsError>>,
 ) -> anyhow::Result<()> {
+    // The zone is first read here, near the top of the stack: its first
+    // reading opens and parses the zone file, which below a log line's
+    // frames would touch one more stack page in every idle instance. Later
+    // lines only check that it did not change.
+    crate::time::local_time(0);
     let mut failure = None;
     let file = match (opened, &settings.file) {
         (Some(Ok(file)), _) => Some(file),

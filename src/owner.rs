@@ -55,23 +55,50 @@ pub fn parse(text: &str) -> Vec<Entry> {
     text.lines().skip(1).filter_map(entry).collect()
 }
 
-/// Calls `f` with each line of a table after its header, read a line at a
-/// time: however many sockets the host has, only a line is held in memory.
+/// Calls `f` with each line of a table after its header, read a block at a
+/// time: however many sockets the host has, only a block is held in
+/// memory, and it is one allocation, large enough to be given back whole
+/// after the test. A line longer than the block (none is) is skipped.
 /// False where the table cannot be read.
 fn each_line(path: &str, mut f: impl FnMut(&str)) -> bool {
-    use std::io::BufRead;
-    let Ok(file) = fs::File::open(path) else {
+    use std::io::Read;
+    const BLOCK: usize = 4096;
+    let Ok(mut file) = fs::File::open(path) else {
         return false;
     };
-    let mut reader = std::io::BufReader::with_capacity(1024, file);
-    let mut line = String::with_capacity(256);
-    let mut header = true;
-    // Bounded by the table: a read of nothing is its end.
-    while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-        if !std::mem::take(&mut header) {
+    let mut buf = vec![0u8; BLOCK];
+    // Bytes of a line not yet ended at the start of `buf`; `skip` while a
+    // line too long to hold is passed over.
+    let (mut held, mut skip, mut header) = (0, false, true);
+    // Bounded by the table: a read of nothing (or an error) is its end.
+    loop {
+        let n = match file.read(&mut buf[held..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let filled = held + n;
+        let mut start = 0;
+        while let Some(end) = buf[start..filled].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + end];
+            if !std::mem::take(&mut skip) && !std::mem::take(&mut header) {
+                if let Ok(line) = std::str::from_utf8(line) {
+                    f(line.trim_end());
+                }
+            }
+            start += end + 1;
+        }
+        held = filled - start;
+        if held == BLOCK {
+            (held, skip) = (0, true);
+        } else {
+            buf.copy_within(start..filled, 0);
+        }
+    }
+    // A last line without its newline.
+    if held > 0 && !skip && !header {
+        if let Ok(line) = std::str::from_utf8(&buf[..held]) {
             f(line.trim_end());
         }
-        line.clear();
     }
     true
 }
@@ -121,27 +148,45 @@ pub fn dying(pid: i32) -> bool {
         Some(stat) => stat.dying(),
         // Gone from /proc: reaped, by us, or soon. (A line that cannot be
         // read is no sign of an end.)
-        None => fs::metadata(format!("/proc/{pid}/stat")).is_err(),
+        None => crate::procfs::path(&mut [0; 64], pid, "stat")
+            .is_some_and(|path| nix::sys::stat::stat(path).is_err()),
     }
+}
+
+/// Calls `f` with each descriptor of `pid` that is a socket, and its inode.
+fn each_socket(pid: i32, mut f: impl FnMut(i32, u64)) {
+    let mut name = [0u8; 64];
+    let Some(dir) = crate::procfs::path(&mut name, pid, "fd") else {
+        return;
+    };
+    crate::procfs::each_entry(dir, |entry| {
+        let Some(fd) = crate::procfs::number(entry) else {
+            return;
+        };
+        let mut full = [0u8; 64];
+        let Some(full) = crate::procfs::path(&mut full, pid, format_args!("fd/{fd}")) else {
+            return;
+        };
+        let mut target = [0u8; 32];
+        // SAFETY: readlink writes at most `target.len()` bytes into it.
+        let n = unsafe { libc::readlink(full.as_ptr(), target.as_mut_ptr().cast(), target.len()) };
+        // A socket's target is `socket:[INODE]`, far shorter than the buffer.
+        let Some(target) = usize::try_from(n).ok().and_then(|n| target.get(..n)) else {
+            return;
+        };
+        if let Some(inode) = target
+            .strip_prefix(b"socket:[")
+            .and_then(|t| t.strip_suffix(b"]"))
+            .and_then(|t| std::str::from_utf8(t).ok()?.parse().ok())
+        {
+            f(fd, inode);
+        }
+    });
 }
 
 /// The socket inodes that `pid` holds.
 fn sockets_of(pid: i32, into: &mut Vec<u64>) {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if let Ok(target) = fs::read_link(entry.path()) {
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
-            {
-                into.push(inode);
-            }
-        }
-    }
+    each_socket(pid, |_, inode| into.push(inode));
 }
 
 /// What is known of the sockets now: the table, and those of ssh's family.
@@ -259,23 +304,8 @@ fn sockets_among(inodes: &[u64]) -> Vec<Socket> {
 
 /// `pid`'s socket inodes by descriptor, lowest first.
 fn sockets_by_fd(pid: i32) -> Vec<u64> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u32, u64)> = dir
-        .flatten()
-        .filter_map(|entry| {
-            let fd = entry.file_name().to_str()?.parse().ok()?;
-            let target = fs::read_link(entry.path()).ok()?;
-            let inode = target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()?;
-            Some((fd, inode))
-        })
-        .collect();
+    let mut found: Vec<(i32, u64)> = Vec::new();
+    each_socket(pid, |fd, inode| found.push((fd, inode)));
     found.sort_unstable();
     found.into_iter().map(|(_, inode)| inode).collect()
 }
@@ -488,6 +518,19 @@ mod tests {
         let mut lines = Vec::new();
         assert!(each_line(dir.to_str().unwrap(), |l| lines.push(l.to_string())));
         assert_eq!(lines, ["one", "", "two"]);
+        // Lines across the reads' blocks, and one longer than a block,
+        // which is passed over.
+        let many: Vec<String> = (0..400)
+            .map(|i| format!("line {i} {}", "x".repeat(i % 97 + 1)))
+            .collect();
+        let long = "y".repeat(10_000);
+        let text = format!("header\n{}\n{long}\nlast\n", many.join("\n"));
+        std::fs::write(&dir, text).unwrap();
+        lines.clear();
+        assert!(each_line(dir.to_str().unwrap(), |l| lines.push(l.to_string())));
+        let mut want = many.clone();
+        want.push("last".into());
+        assert_eq!(lines, want);
         std::fs::remove_file(&dir).unwrap();
         assert!(!each_line("/nonexistent/table", |_| panic!()));
     }

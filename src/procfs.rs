@@ -1,10 +1,17 @@
 //! Processes as /proc shows them: the fields of `/proc/PID/stat` that
 //! autossh (`owner`) and the tunnel-list program need, read in one place.
-//! Each line is read into the stack, so that a scan of every process leaves
-//! nothing scattered over the heap.
+//! Paths and lines are made and read on the stack, and directories are
+//! walked without a name per entry on the heap: a scan of every process at
+//! each connection test leaves nothing scattered over the heap, where small
+//! freed blocks would keep pages resident in every idle instance.
 
+use std::ffi::CStr;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write as _};
+
+use nix::dir::Dir;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
 
 /// What `/proc/PID/stat` says of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,33 +57,72 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     })
 }
 
+/// `/proc/PID/WHAT` as a C string, made in `buf`: opened through nix as
+/// it is, with no copy to make on the stack; None where `what` is too long.
+pub fn path(buf: &mut [u8; 64], pid: i32, what: impl std::fmt::Display) -> Option<&CStr> {
+    let mut out = &mut buf[..];
+    write!(out, "/proc/{pid}/{what}\0").ok()?;
+    let len = 64 - out.len();
+    CStr::from_bytes_with_nul(&buf[..len]).ok()
+}
+
 /// The stat of process `pid`, where /proc shows it.
 pub fn stat(pid: i32) -> Option<Stat> {
-    // A stat line is far shorter than this (its name is at most 64 bytes).
-    let mut buf = [0u8; 1024];
-    let mut file = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let n = file.read(&mut buf).ok()?;
+    // Enough for the fields up to the start time, however long their
+    // numbers: the name is at most 64 bytes, and 20 fields of at most 20
+    // digits follow it.
+    let mut buf = [0u8; 512];
+    let mut name = [0u8; 64];
+    let fd = open(
+        path(&mut name, pid, "stat")?,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let n = fs::File::from(fd).read(&mut buf).ok()?;
     parse_stat(&buf[..n])
 }
 
-/// Every pid /proc lists, or None without /proc.
-pub fn pids() -> Option<Vec<i32>> {
-    Some(
-        fs::read_dir("/proc")
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect(),
-    )
+/// Calls `f` with the name of each entry of the directory at `path`
+/// (without `.` and `..`); false where it cannot be read.
+pub fn each_entry(path: &CStr, mut f: impl FnMut(&[u8])) -> bool {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let Ok(mut dir) = Dir::open(path, flags, Mode::empty()) else {
+        return false;
+    };
+    // Bounded by the directory: its end ends the walk, as does an error.
+    for entry in dir.iter() {
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            f(name);
+        }
+    }
+    true
+}
+
+/// A name of decimal digits as a number (a pid, a descriptor).
+pub fn number(name: &[u8]) -> Option<i32> {
+    std::str::from_utf8(name)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n| n >= 0)
 }
 
 /// `(pid, parent)` of every process, or None without /proc.
 pub fn parents() -> Option<Vec<(i32, i32)>> {
-    Some(
-        pids()?
-            .into_iter()
-            .filter_map(|pid| Some((pid, stat(pid)?.ppid)))
-            .collect(),
-    )
+    // Sized past what small hosts run: the list is one block, large enough
+    // to be given back whole after the test, and it grows in such blocks.
+    let mut found = Vec::with_capacity(512);
+    let read = each_entry(c"/proc", |name| {
+        if let Some(pid) = number(name) {
+            if let Some(stat) = stat(pid) {
+                found.push((pid, stat.ppid));
+            }
+        }
+    });
+    read.then_some(found)
 }
 
 #[cfg(test)]
@@ -128,7 +174,22 @@ mod tests {
         let me = stat(std::process::id() as i32).unwrap();
         assert_eq!(me.ppid, std::os::unix::process::parent_id() as i32);
         assert!(!me.dying());
-        assert!(pids().unwrap().contains(&(std::process::id() as i32)));
+        let mut name = [0u8; 64];
+        assert_eq!(path(&mut name, 123, "fd"), Some(c"/proc/123/fd"));
+        assert_eq!(
+            path(&mut name, i32::MIN, format_args!("fd/{}", i32::MAX)),
+            Some(c"/proc/-2147483648/fd/2147483647")
+        );
+        assert_eq!(path(&mut name, 1, "x".repeat(100)), None);
+        assert_eq!(path(&mut name, 1, "a\0b"), None, "a name with a NUL");
+        assert_eq!(number(b"42"), Some(42));
+        for bad in [&b"self"[..], b"", b"-1", b"4x", b"99999999999"] {
+            assert_eq!(number(bad), None, "{bad:?}");
+        }
+        let mut mine = Vec::new();
+        assert!(each_entry(c"/proc/self/fd", |n| mine.push(number(n))));
+        assert!(!mine.is_empty() && mine.iter().all(Option::is_some));
+        assert!(!each_entry(c"/nonexistent", |_| panic!()));
         assert!(parents()
             .unwrap()
             .contains(&(std::process::id() as i32, me.ppid)));

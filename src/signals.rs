@@ -1,22 +1,28 @@
-//! Signals reach the event loop through signal-hook (SPEC §5): its handler
-//! only records the signal and sends a byte to a socket that the one `poll`
-//! watches, so no signal is missed between two polls and nothing of ours runs
-//! in signal context.
+//! Signals reach the event loop through signal-hook (SPEC §5): the action
+//! registered for each handled signal only sets that signal's flag and sends
+//! a byte to a socket that the one `poll` watches, so no signal is missed
+//! between two polls and nothing else of ours runs in signal context. The
+//! flags are eight statics, not a table of every signal number on the heap
+//! (signal-hook's iterator keeps one of 6 kB in every instance).
 //!
 //! What autossh inherits does not change this: the handled signals are
 //! unblocked at start-up, and those that were ignored then are remembered, to
 //! be ignored in ssh as well (SPEC §5).
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixDatagram;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 use signal_hook::consts::signal::*;
-use signal_hook::iterator::backend::SignalDelivery;
-use signal_hook::iterator::exfiltrator::SignalOnly;
+use signal_hook::low_level::{register, unregister};
+use signal_hook::SigId;
+
+/// Set by a handled signal's action, taken by the loop: `PENDING[i]` is
+/// `HANDLED[i]`'s.
+static PENDING: [AtomicBool; HANDLED.len()] = [const { AtomicBool::new(false) }; HANDLED.len()];
 
 /// The signals the loop reacts to. SIGPIPE is ignored instead (std's runtime
 /// does that before `main`).
@@ -45,7 +51,7 @@ fn is_ignored(signal: i32) -> bool {
 }
 
 /// A datagram socket connected to itself: the one descriptor serves as both
-/// ends of signal-hook's self-pipe, which keeps autossh within tight
+/// ends of the self-pipe, which keeps autossh within tight
 /// descriptor limits (SPEC §5).
 fn self_socket() -> io::Result<UnixDatagram> {
     let fd = socket::socket(
@@ -64,7 +70,11 @@ fn self_socket() -> io::Result<UnixDatagram> {
 
 /// The signals that arrived, waiting to be read.
 pub struct Signals {
-    delivery: SignalDelivery<Arc<UnixDatagram>, SignalOnly>,
+    socket: UnixDatagram,
+    /// The actions registered, removed again when this goes.
+    actions: Vec<SigId>,
+    /// Indexes of `HANDLED` by signal number: the order they are told in.
+    order: [usize; HANDLED.len()],
     ignored_at_start: Vec<Signal>,
 }
 
@@ -75,29 +85,103 @@ impl Signals {
             .filter(|&&n| is_ignored(n))
             .filter_map(|&n| Signal::try_from(n).ok())
             .collect();
-        let socket = Arc::new(self_socket()?);
-        let delivery = SignalDelivery::with_pipe(socket.clone(), socket, SignalOnly, HANDLED)?;
+        let socket = self_socket()?;
+        let mut signals = Signals {
+            actions: Vec::with_capacity(HANDLED.len()),
+            order: std::array::from_fn(|i| i),
+            socket,
+            ignored_at_start,
+        };
+        signals.order.sort_by_key(|&i| HANDLED[i]);
+        let fd = signals.socket.as_raw_fd();
+        for (i, &signal) in HANDLED.iter().enumerate() {
+            // SAFETY: the action only stores to an atomic and sends one byte
+            // without waiting, both safe in a signal handler (signal-hook
+            // keeps errno); the descriptor outlives it, as Drop removes the
+            // action before the socket closes.
+            let id = unsafe {
+                register(signal, move || {
+                    PENDING[i].store(true, Ordering::SeqCst);
+                    let _ = socket::send(fd, &[0], MsgFlags::MSG_DONTWAIT);
+                })
+            }?;
+            signals.actions.push(id);
+        }
         // A mask inherited from the parent (SIGCHLD blocked, say) must not keep
         // them from us.
         sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&handled_set()), None)?;
-        Ok(Signals {
-            delivery,
-            ignored_at_start,
-        })
+        Ok(signals)
     }
 
     /// What the loop polls for reading.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.delivery.get_read().as_fd()
+        self.socket.as_fd()
     }
 
-    /// Every signal that arrived since the last call, each once.
+    /// Every signal that arrived since the last call, each once, in the
+    /// order of their numbers.
     pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
-        self.delivery.pending()
+        // The wake-ups first, then the flags: a signal whose flag is taken
+        // here either sent its byte already or wakes the next poll.
+        let mut buf = [0u8; 16];
+        // Bounded: each round takes up to 16 bytes of a buffer that only
+        // the handled signals fill.
+        for _ in 0..4096 {
+            match socket::recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => break,
+            }
+        }
+        self.order
+            .iter()
+            .filter(|&&i| PENDING[i].swap(false, Ordering::SeqCst))
+            .map(|&i| HANDLED[i])
     }
 
     /// The handled signals that were ignored when autossh started.
     pub fn ignored_at_start(&self) -> &[Signal] {
         &self.ignored_at_start
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.actions.drain(..) {
+            unregister(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_once_in_the_order_of_numbers() {
+        let mut signals = Signals::install().unwrap();
+        let _ = signals.pending().count();
+        // Twice, and more than the socket queues: still once each.
+        for _ in 0..3 {
+            for signal in [Signal::SIGUSR2, Signal::SIGHUP, Signal::SIGUSR2] {
+                nix::sys::signal::raise(signal).unwrap();
+            }
+        }
+        let ready = |signals: &Signals, ms: u16| {
+            let mut set = [nix::poll::PollFd::new(
+                signals.fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut set, ms).unwrap()
+        };
+        assert_eq!(ready(&signals, 1000), 1, "a wake-up to poll");
+        let got: Vec<i32> = signals.pending().collect();
+        assert_eq!(got, [SIGHUP, SIGUSR2]);
+        assert_eq!(signals.pending().count(), 0, "taken");
+        assert_eq!(ready(&signals, 0), 0, "the wake-ups are drained with them");
+        drop(signals);
+        // The actions went with it: a signal now finds no flag of ours set.
+        nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+        assert!(!PENDING.iter().any(|p| p.load(Ordering::SeqCst)));
     }
 }

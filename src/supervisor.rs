@@ -349,6 +349,7 @@ impl World {
 }
 
 /// Runs until autossh should exit; returns the exit status. No child is left.
+#[inline(never)]
 pub fn run(settings: Settings, mut signals: Signals, clock: Clock) -> i32 {
     let mut machine = Machine::new(settings.rules);
     let mut world = World {
