@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, FromRawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -203,6 +203,15 @@ fn shown_on(log: &File, stream: impl AsFd) -> bool {
     !is_null(log) && same_file(log, stream)
 }
 
+/// Descriptor 1, for what stat says of it. Not through `io::stdout()`,
+/// whose first use gives it a 1 kB buffer that would stay in every instance
+/// though autossh never writes there while it runs.
+fn stdout_fd() -> BorrowedFd<'static> {
+    // SAFETY: only fstat looks at it, and fstat of a descriptor that is not
+    // open fails (EBADF) rather than touching another's.
+    unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
+}
+
 /// Whether `fd` is /dev/null (or a copy of it under another name).
 pub fn is_null(fd: impl AsFd) -> bool {
     nix::sys::stat::fstat(fd).is_ok_and(|st| {
@@ -288,7 +297,7 @@ pub fn init(
     // an error copied to stderr would show twice (SPEC §9.7).
     let file_is_seen = file
         .as_ref()
-        .is_some_and(|f| shown_on(f, io::stderr()) || shown_on(f, io::stdout()));
+        .is_some_and(|f| shown_on(f, io::stderr()) || shown_on(f, stdout_fd()));
     let debug_copy = settings.debug && file.is_none();
     let sink = match file {
         Some(file) => Sink::File(file),

@@ -11,7 +11,6 @@
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::ffi::OsStrExt;
 
 /// A socket of `/proc/net/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,13 +167,17 @@ fn each_socket(pid: i32, mut f: impl FnMut(i32, u64)) {
         let Some(full) = crate::procfs::path(&mut full, pid, format_args!("fd/{fd}")) else {
             return;
         };
-        // nix's readlink gives a short-lived string: the same small block
-        // each time, taken and given back.
-        let Ok(target) = nix::fcntl::readlink(full) else {
+        // Into the stack: nix's readlink reads into a new buffer of
+        // PATH_MAX bytes, which would leave a page of heap behind a test.
+        let mut target = [0u8; 32];
+        // SAFETY: readlink writes at most `target.len()` bytes into it, and
+        // `full` is a C string.
+        let n = unsafe { libc::readlink(full.as_ptr(), target.as_mut_ptr().cast(), target.len()) };
+        // A socket's target is `socket:[INODE]`, far shorter than the buffer.
+        let Some(target) = usize::try_from(n).ok().and_then(|n| target.get(..n)) else {
             return;
         };
         if let Some(inode) = target
-            .as_bytes()
             .strip_prefix(b"socket:[")
             .and_then(|t| t.strip_suffix(b"]"))
             .and_then(|t| std::str::from_utf8(t).ok()?.parse().ok())
