@@ -98,8 +98,9 @@ pub fn run(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> anyhow:
             pid_file,
         } => {
             let code = supervisor::run(*settings, signals, clock);
-            drop(pid_file);
+            // STOPPING=1 first, then the pid file goes, as it always did.
             notify::stopping();
+            drop(pid_file);
             Ok(code)
         }
     }

@@ -207,8 +207,9 @@ fn shown_on(log: &File, stream: impl AsFd) -> bool {
 /// whose first use gives it a 1 kB buffer that would stay in every instance
 /// though autossh never writes there while it runs.
 fn stdout_fd() -> BorrowedFd<'static> {
-    // SAFETY: only fstat looks at it, and fstat of a descriptor that is not
-    // open fails (EBADF) rather than touching another's.
+    // SAFETY: descriptor 1 is open for as long as autossh runs: std's
+    // runtime opens /dev/null on any of 0, 1 and 2 that is closed before
+    // `main`, and only `-f`, after this, puts another in its place.
     unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
 }
 

@@ -80,7 +80,10 @@ fn each_line(path: &str, mut f: impl FnMut(&str)) -> bool {
         let mut start = 0;
         while let Some(end) = buf[start..filled].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + end];
-            if !std::mem::take(&mut skip) && !std::mem::take(&mut header) {
+            // Both taken first: a header passed over as too long is still
+            // the header.
+            let (skipped, was_header) = (std::mem::take(&mut skip), std::mem::take(&mut header));
+            if !skipped && !was_header {
                 if let Ok(line) = std::str::from_utf8(line) {
                     f(line.trim_end());
                 }
@@ -534,6 +537,11 @@ mod tests {
         let mut want = many.clone();
         want.push("last".into());
         assert_eq!(lines, want);
+        // A header longer than a block is still the header.
+        std::fs::write(&dir, format!("{long}\nfirst\nsecond\n")).unwrap();
+        lines.clear();
+        assert!(each_line(dir.to_str().unwrap(), |l| lines.push(l.to_string())));
+        assert_eq!(lines, ["first", "second"]);
         std::fs::remove_file(&dir).unwrap();
         assert!(!each_line("/nonexistent/table", |_| panic!()));
     }

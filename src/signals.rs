@@ -21,8 +21,12 @@ use signal_hook::low_level::{register, unregister};
 use signal_hook::SigId;
 
 /// Set by a handled signal's action, taken by the loop: `PENDING[i]` is
-/// `HANDLED[i]`'s.
+/// `HANDLED[i]`'s. There is one set for the process, so there is one
+/// `Signals` at a time (`INSTALLED`).
 static PENDING: [AtomicBool; HANDLED.len()] = [const { AtomicBool::new(false) }; HANDLED.len()];
+
+/// Whether a `Signals` exists.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The signals the loop reacts to. SIGPIPE is ignored instead (std's runtime
 /// does that before `main`).
@@ -61,7 +65,6 @@ fn self_socket() -> io::Result<UnixDatagram> {
         None,
     )?;
     // An unnamed address makes the kernel pick a unique abstract one.
-    use std::os::fd::AsRawFd;
     socket::bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())?;
     let own: UnixAddr = socket::getsockname(fd.as_raw_fd())?;
     socket::connect(fd.as_raw_fd(), &own)?;
@@ -80,6 +83,20 @@ pub struct Signals {
 
 impl Signals {
     pub fn install() -> io::Result<Signals> {
+        if INSTALLED.swap(true, Ordering::SeqCst) {
+            return Err(io::Error::other("the signals are handled already"));
+        }
+        for flag in &PENDING {
+            flag.store(false, Ordering::SeqCst);
+        }
+        let signals = Signals::register();
+        if signals.is_err() {
+            INSTALLED.store(false, Ordering::SeqCst);
+        }
+        signals
+    }
+
+    fn register() -> io::Result<Signals> {
         let ignored_at_start = HANDLED
             .iter()
             .filter(|&&n| is_ignored(n))
@@ -123,9 +140,9 @@ impl Signals {
     pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
         // The wake-ups first, then the flags: a signal whose flag is taken
         // here either sent its byte already or wakes the next poll.
-        let mut buf = [0u8; 16];
-        // Bounded: each round takes up to 16 bytes of a buffer that only
-        // the handled signals fill.
+        let mut buf = [0u8; 1];
+        // Bounded: each round takes one byte, and only the handled signals'
+        // actions send any (a few hundred fit in the socket's buffer).
         for _ in 0..4096 {
             match socket::recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) if n > 0 => continue,
@@ -150,6 +167,7 @@ impl Drop for Signals {
         for id in self.actions.drain(..) {
             unregister(id);
         }
+        INSTALLED.store(false, Ordering::SeqCst);
     }
 }
 
@@ -160,10 +178,12 @@ mod tests {
     #[test]
     fn each_signal_once_in_the_order_of_numbers() {
         let mut signals = Signals::install().unwrap();
+        assert!(Signals::install().is_err(), "one at a time");
         let _ = signals.pending().count();
-        // Twice, and more than the socket queues: still once each.
+        // Each three times, in an order that is neither `HANDLED`'s nor
+        // the numbers': told once each, by number.
         for _ in 0..3 {
-            for signal in [Signal::SIGUSR2, Signal::SIGHUP, Signal::SIGUSR2] {
+            for signal in [Signal::SIGTERM, Signal::SIGALRM, Signal::SIGHUP] {
                 nix::sys::signal::raise(signal).unwrap();
             }
         }
@@ -176,7 +196,7 @@ mod tests {
         };
         assert_eq!(ready(&signals, 1000), 1, "a wake-up to poll");
         let got: Vec<i32> = signals.pending().collect();
-        assert_eq!(got, [SIGHUP, SIGUSR2]);
+        assert_eq!(got, [SIGHUP, SIGALRM, SIGTERM]);
         assert_eq!(signals.pending().count(), 0, "taken");
         assert_eq!(ready(&signals, 0), 0, "the wake-ups are drained with them");
         drop(signals);

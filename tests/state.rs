@@ -299,8 +299,7 @@ fn a_state_file_in_a_shared_folder_cannot_be_frozen() {
     // The binary where nobody may run it, wherever the build is (a clone in
     // a private folder, say).
     let bin = fake.dir.path("autossh");
-    fs::copy(autossh_bin(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(Path::new(autossh_bin()), &bin);
     let mut c = fake.command(bin.to_str().unwrap(), &["-M", "0", "host"]);
     c.env("FAKE_PLAN", "hang")
         .env("AUTOSSH_GATETIME", "0")

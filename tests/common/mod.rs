@@ -243,12 +243,38 @@ impl Drop for Fake {
     }
 }
 
+/// Makes `path` a program with `content`, without this process ever holding
+/// it open for writing. Tests run in threads: one that forks while another
+/// writes a program hands its child the write descriptor, and until that
+/// child execs, running the program fails with ETXTBSY ("Text file busy").
+/// So the content goes to a data file, and `cp`, another process, makes the
+/// program.
+pub fn write_executable(path: &Path, content: &[u8]) {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".text");
+    let text = PathBuf::from(name);
+    fs::write(&text, content).unwrap();
+    copy_executable(&text, path);
+    fs::remove_file(&text).unwrap();
+}
+
+/// Copies the program `from` to `to` by `cp` (see [`write_executable`]);
+/// a program already at `to` is replaced, not written over.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--remove-destination")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 impl Fake {
     pub fn new(tag: &str) -> Fake {
         let dir = TempDir::new(tag);
-        let ssh = dir.path("ssh");
-        fs::write(&ssh, FAKE_SSH).unwrap();
-        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&dir.path("ssh"), FAKE_SSH.as_bytes());
         Fake { dir }
     }
 

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,16 +116,15 @@ impl Drop for Front {
 /// the cookie's session (`id=USER-session`), when the token is given.
 pub fn write_authenticate(dir: &Path) -> PathBuf {
     let path = dir.join("authenticate.cgi");
-    fs::write(
+    super::write_executable(
         &path,
         format!(
             "#!/bin/sh\n\
              case \"$QUERY_STRING\" in *SynoToken={TOKEN}*) ;; *) exit 0 ;; esac\n\
              case \"$HTTP_COOKIE\" in *id=admin-session*) echo admin ;; *id=alice-session*) echo alice ;; esac\n"
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        )
+        .as_bytes(),
+    );
     path
 }
 

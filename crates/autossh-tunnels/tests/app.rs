@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -67,7 +66,7 @@ impl App {
         let auth = fake.dir.path("authenticate.cgi");
         // DSM's: the user of the session the cookie names, when the token is
         // that session's; nothing otherwise.
-        fs::write(
+        write_executable(
             &auth,
             format!(
                 "#!/bin/sh\n\
@@ -77,10 +76,9 @@ impl App {
                  *id=admin-session*) echo admin ;;\n\
                  *id=user-session*) echo alice ;;\n\
                  esac\n"
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&auth, fs::Permissions::from_mode(0o755)).unwrap();
+            )
+            .as_bytes(),
+        );
         fs::write(
             fake.dir.path("group"),
             "users:x:100:alice,admin\nadministrators:x:101:admin\n",

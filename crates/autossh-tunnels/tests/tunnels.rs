@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -511,8 +511,7 @@ fn an_unreadable_list() {
         fs::set_permissions(&p.list, fs::Permissions::from_mode(0o600)).unwrap();
         // A copy of the program that nobody may run, in the test's folder.
         let program = p.fake.dir.path("autossh-tunnels");
-        fs::copy(tunnels_bin(), &program).unwrap();
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        copy_executable(Path::new(tunnels_bin()), &program);
         let mut c = p.fake.command(program.to_str().unwrap(), &["check"]);
         c.env("AUTOSSH_TUNNELS", &p.list).uid(65534).gid(65534);
         let o = run_bounded(c, SLOW_LIMIT);
@@ -979,7 +978,6 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 /// why, and exit 4: never stopped.
 #[test]
 fn another_user_is_told_the_truth() {
-    use std::os::unix::fs::PermissionsExt;
     if !need_root() {
         return;
     }
@@ -993,8 +991,7 @@ fn another_user_is_told_the_truth() {
     let autossh = p.pid("one");
     // The program where nobody may run it.
     let bin = p.fake.dir.path("autossh-tunnels");
-    fs::copy(tunnels_bin(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(Path::new(tunnels_bin()), &bin);
     let as_nobody = |args: &[&str], hidden: bool| -> Out {
         let drop = "setpriv --reuid=65534 --regid=65534 --clear-groups --";
         let mut c = Command::new("unshare");
