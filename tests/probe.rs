@@ -472,11 +472,12 @@ fn memory_does_not_grow_with_the_hosts_sockets() {
     assert!(wait_until(SLOW_LIMIT, || fake.count_log("connection ok") >= 3));
     // Between tests: the last one's trim follows its log line. A heap that
     // grew with the table stays grown (420 kB it was), so waiting for it
-    // to be small cannot pass a heap that grows.
+    // to be small cannot pass a heap that grows. (28 kB here, in the
+    // debug build.)
     let mut kb = 0;
     let small = wait_until(Duration::from_secs(10), || {
         kb = heap_kb(r.pid);
-        kb <= 96
+        kb <= 48
     });
     assert!(
         small,

@@ -598,7 +598,7 @@ fn a_list_that_is_a_symlink_stays_one() {
 fn an_authentication_that_failed_is_not_a_session() {
     let app = App::new("app-authfail");
     let auth = app.fake.dir.path("authenticate.cgi");
-    fs::write(&auth, "#!/bin/sh\necho admin\nexit 1\n").unwrap();
+    write_executable(&auth, b"#!/bin/sh\necho admin\nexit 1\n");
     let r = app.get("list");
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(!r.body.contains("hand"), "{}", r.body);
