@@ -1,12 +1,15 @@
-//! The Debian packages (packaging/debian/build-deb), built from the release
-//! binaries in dist/: for every architecture the same bytes from the same
-//! inputs, the fields and files Debian's autossh users rely on, and lintian's
-//! verdict; and the amd64 package installed into a fresh Debian 12 root (made
-//! by `.ci/run` with mmdebstrap from Debian's archive, so that this test needs
-//! no network) where Debian's autossh is installed: it replaces it, runs a
-//! tunnel through the test remote host's sshd, and is removed and purged
-//! without a trace. `AUTOSSH_DEBIAN_ROOT` and `AUTOSSH_DEBIAN_ARCH` name
-//! another root and its architecture (arm64 under qemu-user). Needs root.
+//! The Debian packages (cargo-deb, through packaging/debian/build-deb), built
+//! from the release binaries in dist/: for every architecture the same bytes
+//! from the same inputs, the fields, files and maintainer scripts Debian's
+//! autossh users rely on, and lintian's verdict; and the amd64 package in a
+//! fresh Debian 12 root (made by `.ci/run` with mmdebstrap from Debian's
+//! archive, so that this test needs no network) where Debian's autossh is
+//! installed: the previous version replaces it, the package upgrades it,
+//! runs a tunnel through the test remote host's sshd, and is removed and
+//! purged without a trace; at each step its maintainer scripts call what
+//! they should of a `systemctl` stand-in. `AUTOSSH_DEBIAN_ROOT` and
+//! `AUTOSSH_DEBIAN_ARCH` name another root and its architecture (arm64 under
+//! qemu-user). Needs root.
 
 mod common;
 
@@ -34,8 +37,17 @@ fn have_release_binaries() -> bool {
 
 /// Builds the packages of `arches` into `out`; returns their paths.
 fn build(out: &Path, arches: &[&str]) -> Vec<PathBuf> {
+    build_version(out, None, arches)
+}
+
+/// The same, as another version than Cargo's if `version` says so.
+fn build_version(out: &Path, version: Option<&str>, arches: &[&str]) -> Vec<PathBuf> {
     let mut c = Command::new(format!("{TOP}/packaging/debian/build-deb"));
-    c.arg("--out").arg(out).args(arches);
+    c.arg("--out").arg(out);
+    if let Some(v) = version {
+        c.args(["--deb-version", v]);
+    }
+    c.args(arches);
     let o = run_bounded(c, SLOW_LIMIT * 4);
     assert!(o.status.success(), "build-deb: {}", text(&o.stderr));
     let paths: Vec<PathBuf> = text(&o.stdout).lines().map(PathBuf::from).collect();
@@ -74,7 +86,7 @@ fn field(deb: &Path, name: &str) -> String {
 }
 
 /// What Debian's autossh users call, and what this package adds.
-const EXPECTED: [&str; 24] = [
+const EXPECTED: [&str; 22] = [
     "/etc/logcheck/ignore.d.workstation/autossh",
     "/lib/systemd/system/autossh@.service",
     "/usr/bin/autossh",
@@ -97,10 +109,11 @@ const EXPECTED: [&str; 24] = [
     "/usr/share/man/man1/rscreen.1.gz",
     "/usr/share/man/man1/rtmux.1.gz",
     "/usr/share/man/man1/ruscreen.1.gz",
-    // The control archive's, checked below.
-    "conffiles",
-    "md5sums",
 ];
+
+/// The control archive: no md5sums (cargo-deb writes none; dpkg computes
+/// them when it unpacks, checked in the root below).
+const CONTROL: [&str; 5] = ["conffiles", "control", "postinst", "postrm", "prerm"];
 
 #[test]
 fn packages_are_reproducible_complete_and_lintian_clean() {
@@ -131,12 +144,13 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
             assert_eq!(field(deb, name), "autossh", "{arch} {name}");
         }
         assert_eq!(field(deb, "Depends"), "openssh-client");
+        assert_eq!(
+            field(deb, "Description").lines().next().unwrap(),
+            "keep ssh sessions and tunnels up (autossh in Rust)"
+        );
 
         let files = contents(deb);
-        let want: BTreeSet<String> = EXPECTED[..EXPECTED.len() - 2]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let want: BTreeSet<String> = EXPECTED.iter().map(|s| s.to_string()).collect();
         assert_eq!(files, want, "{arch}");
 
         // The binaries are the release binaries, byte for byte.
@@ -178,26 +192,34 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
             ],
         );
         assert!(o.status.success());
+        let mut names: Vec<String> = fs::read_dir(&control.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, CONTROL, "{arch}");
         assert_eq!(
-            fs::read_to_string(control.path("conffiles")).unwrap(),
-            "/etc/logcheck/ignore.d.workstation/autossh\n"
+            fs::read_to_string(control.path("conffiles"))
+                .unwrap()
+                .trim_end(),
+            "/etc/logcheck/ignore.d.workstation/autossh"
         );
-        // md5sums lists every file, and they match.
-        let sums = fs::read_to_string(control.path("md5sums")).unwrap();
-        let o = Command::new("md5sum")
-            .args(["--check", "--quiet"])
-            .arg(control.path("md5sums"))
-            .current_dir(&x.0)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{arch}: {}", text(&o.stdout));
-        assert_eq!(
-            sums.lines().count(),
-            files
-                .iter()
-                .filter(|f| !fs::symlink_metadata(x.path(&f[1..])).unwrap().is_symlink())
-                .count()
-        );
+        // The maintainer scripts, as written, executable.
+        for script in ["postinst", "postrm", "prerm"] {
+            assert_eq!(
+                fs::read(control.path(script)).unwrap(),
+                fs::read(format!(
+                    "{TOP}/packaging/debian/maintainer-scripts/{script}"
+                ))
+                .unwrap(),
+                "{arch} {script}"
+            );
+            let mode = fs::metadata(control.path(script)).unwrap().permissions();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                0o755
+            );
+        }
 
         // lintian: no error, no warning, not even a pedantic remark (its
         // overrides are explained in docs/debian.md), nothing it cannot read.
@@ -241,7 +263,7 @@ struct Root {
 impl Root {
     fn new() -> Option<Root> {
         let tar = std::env::var("AUTOSSH_DEBIAN_ROOT")
-            .unwrap_or_else(|_| format!("{TOP}/target/debian-root.tar"));
+            .unwrap_or_else(|_| format!("{TOP}/target/debian12-root.tar"));
         if !requires(
             Path::new(&tar).exists(),
             &format!("no Debian root at {tar} (.ci/run makes it with mmdebstrap)"),
@@ -326,6 +348,81 @@ impl Drop for Root {
     }
 }
 
+/// What maintainer scripts call: a `systemctl` stand-in that records each
+/// call with the script that made it, in a root where systemd seems to run
+/// (`/run/systemd/system`). The root's real systemctl stays, as
+/// `systemctl.real`, for what an administrator does offline (`--root`).
+struct Systemctl<'a> {
+    root: &'a Root,
+}
+
+impl<'a> Systemctl<'a> {
+    const LOG: &'static str = "/tmp/systemctl.calls";
+
+    fn new(root: &'a Root) -> Systemctl<'a> {
+        let real = root.path("/usr/bin/systemctl");
+        assert!(
+            real.exists(),
+            "the root has no systemctl: make it again (`.ci/run` includes systemd)"
+        );
+        fs::rename(&real, root.path("/usr/bin/systemctl.real")).unwrap();
+        write_executable(
+            &real,
+            &format!(
+                "#!/bin/sh\necho \"$DPKG_MAINTSCRIPT_PACKAGE $DPKG_MAINTSCRIPT_NAME: $*\" >> {}\n",
+                Self::LOG
+            )
+            .into_bytes(),
+        );
+        // No policy-rc.d that would stop deb-systemd-invoke.
+        assert!(!root.path("/usr/sbin/policy-rc.d").exists());
+        let me = Systemctl { root };
+        me.running(true);
+        me
+    }
+
+    /// Whether systemd seems to run: the maintainer scripts' test.
+    fn running(&self, yes: bool) {
+        let flag = self.root.path("/run/systemd/system");
+        if yes {
+            fs::create_dir_all(flag).unwrap();
+        } else {
+            fs::remove_dir(flag).unwrap();
+        }
+    }
+
+    /// The calls since the last time, and forgets them.
+    fn calls(&self) -> Vec<String> {
+        let log = self.root.path(Self::LOG);
+        let said = fs::read_to_string(&log).unwrap_or_default();
+        let _ = fs::remove_file(&log);
+        said.lines().map(str::to_string).collect()
+    }
+}
+
+/// The links that enable units under /etc/systemd/system, with their targets.
+fn enabled(root: &Root) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    let top = root.path("/etc/systemd/system");
+    for dir in fs::read_dir(&top).unwrap().flatten() {
+        let name = dir.file_name().into_string().unwrap();
+        if !(name.ends_with(".wants") || name.ends_with(".requires")) {
+            continue;
+        }
+        for link in fs::read_dir(dir.path()).unwrap().flatten() {
+            let unit = link.file_name().into_string().unwrap();
+            if unit.starts_with("autossh") {
+                found.push((
+                    format!("{name}/{unit}"),
+                    fs::read_link(link.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn replaces_debians_autossh_runs_and_purges_cleanly() {
     if !have_release_binaries()
@@ -343,7 +440,13 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     assert_eq!(native.trim(), arch, "the root's architecture");
     let out = TempDir::new("debpkg");
     let deb = build(&out.0, &[&arch]).remove(0);
+    // The previous version: the same files and scripts, an earlier number.
+    let previous = build_version(&out.0, Some("1.4.6"), &[&arch]).remove(0);
     let ours = contents(&deb);
+    let systemctl = Systemctl::new(&root);
+    let scripts = |calls: &[&str]| -> Vec<String> {
+        calls.iter().map(|c| format!("autossh-rs {c}")).collect()
+    };
 
     // Debian's autossh first: its wrapper script is /usr/bin/autossh.
     assert!(root
@@ -353,18 +456,68 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
         .unwrap()
         .starts_with(b"#!"));
 
-    let name = deb.file_name().unwrap().to_str().unwrap();
-    fs::copy(&deb, root.path(&format!("/tmp/{name}"))).unwrap();
-    let said = root.offline(&format!("apt-get install -y /tmp/{name} 2>&1"));
-    assert!(said.contains("autossh-rs"), "{said}");
-    assert!(root
-        .ok("dpkg-query -W -f '${Status}' autossh-rs")
-        .contains("install ok installed"));
+    for package in [&deb, &previous] {
+        let name = package.file_name().unwrap().to_str().unwrap();
+        fs::copy(package, root.path(&format!("/tmp/{name}"))).unwrap();
+    }
+    let install = |package: &Path| {
+        let name = package.file_name().unwrap().to_str().unwrap();
+        let said = root.offline(&format!("apt-get install -y /tmp/{name} 2>&1"));
+        assert!(said.contains("autossh-rs"), "{said}");
+    };
+
+    // The previous version replaces Debian's: systemd reads the new unit,
+    // nothing is started, nothing enabled.
+    install(&previous);
+    assert_eq!(
+        root.ok("dpkg-query -W -f '${Status} ${Version}' autossh-rs"),
+        "install ok installed 1.4.6"
+    );
     let theirs = root.sh("dpkg-query -W -f '${Status}' autossh");
     assert!(
         !text(&theirs.stdout).contains("install ok installed"),
         "Debian's autossh is still installed"
     );
+    assert_eq!(
+        systemctl.calls(),
+        scripts(&["postinst: --system daemon-reload"])
+    );
+    assert!(enabled(&root).is_empty(), "{:?}", enabled(&root));
+
+    // A tunnel enabled as the administrator does (systemd's own systemctl,
+    // offline), and a link of theirs to a unit of their own.
+    root.ok("systemctl.real --quiet --root=/ enable autossh@relay.service");
+    let relay = (
+        "multi-user.target.wants/autossh@relay.service".to_string(),
+        PathBuf::from("/lib/systemd/system/autossh@.service"),
+    );
+    assert_eq!(enabled(&root), vec![relay.clone()]);
+    let theirs = (
+        "multi-user.target.wants/autossh@mine.service".to_string(),
+        PathBuf::from("/etc/systemd/system/autossh@.service"),
+    );
+    std::os::unix::fs::symlink(&theirs.1, root.path("/etc/systemd/system").join(&theirs.0))
+        .unwrap();
+
+    // The upgrade: the old scripts leave the tunnels running, the new ones
+    // reload systemd and restart the running instances.
+    install(&deb);
+    assert_eq!(
+        root.ok("dpkg-query -W -f '${Status} ${Version}' autossh-rs"),
+        format!("install ok installed {VERSION}")
+    );
+    assert_eq!(
+        systemctl.calls(),
+        scripts(&[
+            "postrm: --system daemon-reload",
+            "postinst: --system daemon-reload",
+            "postinst: try-restart autossh@*.service",
+        ])
+    );
+    // dpkg computed the md5sums the package does not carry, and they hold.
+    assert!(root.path("/var/lib/dpkg/info/autossh-rs.md5sums").exists());
+    assert_eq!(root.ok("dpkg --verify autossh-rs"), "");
+
     assert_eq!(root.ok("autossh -V"), "autossh 1.4g\n");
     assert_eq!(root.ok("/usr/lib/autossh/autossh -V"), "autossh 1.4g\n");
     assert_eq!(
@@ -375,9 +528,7 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
         root.ok("man -w autossh-tunnels"),
         "/usr/share/man/man1/autossh-tunnels.1.gz\n"
     );
-    // The template unit is shipped, and nothing enables it.
     assert!(root.path("/lib/systemd/system/autossh@.service").exists());
-    assert!(!root.ok("ls -R /etc/systemd").contains("autossh"));
     // autossh-tunnels runs there too: a list with a wrong line.
     fs::write(root.path("/tmp/t.conf"), "tunnel a -N host\nbogus line\n").unwrap();
     let o = root.sh("AUTOSSH_TUNNELS=/tmp/t.conf autossh-tunnels check");
@@ -417,15 +568,29 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
         root.processes()
     );
 
-    // Removed: only the conffile stays; purged: nothing of ours.
+    // Removed: the instances are stopped, systemd forgets the unit; the
+    // conffile stays, and so do the tunnels' links, as configuration does.
     root.offline("apt-get remove -y autossh-rs 2>&1");
+    assert_eq!(
+        systemctl.calls(),
+        scripts(&[
+            "prerm: stop autossh@*.service",
+            "postrm: --system daemon-reload"
+        ])
+    );
     let left: Vec<&String> = ours.iter().filter(|f| root.path(f).exists()).collect();
     assert_eq!(
         left,
         vec!["/etc/logcheck/ignore.d.workstation/autossh"],
         "after remove"
     );
+    assert_eq!(enabled(&root), vec![theirs.clone(), relay]);
+
+    // Purged, with systemd not running this time: no call, and nothing of
+    // ours, the links to our unit included; the administrator's link stays.
+    systemctl.running(false);
     root.offline("apt-get purge -y autossh-rs 2>&1");
+    assert_eq!(systemctl.calls(), Vec::<String>::new());
     let left: Vec<&String> = ours
         .iter()
         .filter(|f| fs::symlink_metadata(root.path(f)).is_ok())
@@ -434,6 +599,7 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     for folder in ["/usr/lib/autossh", "/usr/share/doc/autossh-rs"] {
         assert!(!root.path(folder).exists(), "{folder} left");
     }
+    assert_eq!(enabled(&root), vec![theirs]);
     let status = root.sh("dpkg-query -W -f '${Status}' autossh-rs 2>&1");
     assert!(!text(&status.stdout).contains("installed"), "{status:?}");
 }
