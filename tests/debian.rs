@@ -42,7 +42,23 @@ fn build(out: &Path, arches: &[&str]) -> Vec<PathBuf> {
 
 /// The same, as another version than Cargo's if `version` says so.
 fn build_version(out: &Path, version: Option<&str>, arches: &[&str]) -> Vec<PathBuf> {
-    let mut c = Command::new(format!("{TOP}/packaging/debian/build-deb"));
+    build_from(Path::new(TOP), ("022", &[]), out, version, arches)
+}
+
+/// The same with the build-deb of the tree at `top`, under a umask and with
+/// variables of its own.
+fn build_from(
+    top: &Path,
+    (umask, vars): (&str, &[(&str, &str)]),
+    out: &Path,
+    version: Option<&str>,
+    arches: &[&str],
+) -> Vec<PathBuf> {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(top.join("packaging/debian/build-deb"))
+        .envs(vars.iter().copied());
     c.arg("--out").arg(out);
     if let Some(v) = version {
         c.args(["--deb-version", v]);
@@ -53,6 +69,47 @@ fn build_version(out: &Path, version: Option<&str>, arches: &[&str]) -> Vec<Path
     let paths: Vec<PathBuf> = text(&o.stdout).lines().map(PathBuf::from).collect();
     assert_eq!(paths.len(), arches.len(), "{}", text(&o.stdout));
     paths
+}
+
+/// Copies the repository's files (tracked, or new and not ignored) and the
+/// release binaries of this version to `to`.
+fn copy_tree(to: &Path) {
+    let o = run(
+        "git",
+        &[
+            "-C",
+            TOP,
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    );
+    assert!(o.status.success(), "git ls-files: {}", text(&o.stderr));
+    let mut names: Vec<String> = text(&o.stdout)
+        .split('\0')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    for (_, release) in ARCHES {
+        for program in ["autossh", "autossh-tunnels"] {
+            names.push(format!("dist/{program}-{VERSION}-{release}"));
+        }
+    }
+    // A tracked file deleted in the work tree is not part of it.
+    names.retain(|n| fs::symlink_metadata(Path::new(TOP).join(n)).is_ok());
+    // By cp, another process: no descriptor of a program being written
+    // here can reach a child forked meanwhile by another test (ETXTBSY).
+    let mut c = Command::new("cp");
+    c.args(["--parents", "--no-dereference", "--preserve=mode"])
+        .arg("--target-directory")
+        .arg(to)
+        .arg("--")
+        .args(&names)
+        .current_dir(TOP);
+    let o = run_bounded(c, SLOW_LIMIT * 4);
+    assert!(o.status.success(), "cp: {}", text(&o.stderr));
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -126,8 +183,13 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
     let arches: Vec<&str> = ARCHES.iter().map(|(d, _)| *d).collect();
     let (one, two) = (TempDir::new("deb1"), TempDir::new("deb2"));
     let first = build(&one.0, &arches);
+    // Again from a copy of the tree elsewhere, every file newer, with
+    // another umask, locale and time zone: the same bytes.
     std::thread::sleep(Duration::from_millis(1100));
-    let second = build(&two.0, &arches);
+    let copy = TempDir::new("debtree");
+    copy_tree(&copy.0);
+    let vars = [("LC_ALL", "C.UTF-8"), ("TZ", "Asia/Kathmandu")];
+    let second = build_from(&copy.0, ("077", &vars), &two.0, None, &arches);
     for ((deb, again), (arch, release)) in first.iter().zip(&second).zip(ARCHES) {
         assert_eq!(
             deb.file_name().unwrap().to_str().unwrap(),
@@ -148,6 +210,7 @@ fn packages_are_reproducible_complete_and_lintian_clean() {
             field(deb, "Description").lines().next().unwrap(),
             "keep ssh sessions and tunnels up (autossh in Rust)"
         );
+        assert!(field(deb, "Description").ends_with("autossh@.service, that is not enabled."));
 
         let files = contents(deb);
         let want: BTreeSet<String> = EXPECTED.iter().map(|s| s.to_string()).collect();
@@ -348,8 +411,9 @@ impl Drop for Root {
     }
 }
 
-/// What maintainer scripts call: a `systemctl` stand-in that records each
-/// call with the script that made it, in a root where systemd seems to run
+/// What maintainer scripts call: stand-ins for `systemctl` and `systemd-run`
+/// that record each call with the script that made it (`systemd-run` then
+/// runs its command at once), in a root where systemd seems to run
 /// (`/run/systemd/system`). The root's real systemctl stays, as
 /// `systemctl.real`, for what an administrator does offline (`--root`).
 struct Systemctl<'a> {
@@ -366,13 +430,17 @@ impl<'a> Systemctl<'a> {
             "the root has no systemctl: make it again (`.ci/run` includes systemd)"
         );
         fs::rename(&real, root.path("/usr/bin/systemctl.real")).unwrap();
+        let record = format!(
+            "#!/bin/sh\necho \"$DPKG_MAINTSCRIPT_PACKAGE $DPKG_MAINTSCRIPT_NAME: ${{0##*/}} $*\" >> {}\n",
+            Self::LOG
+        );
+        write_executable(&real, record.as_bytes());
+        let run = root.path("/usr/bin/systemd-run");
+        assert!(run.exists());
         write_executable(
-            &real,
-            &format!(
-                "#!/bin/sh\necho \"$DPKG_MAINTSCRIPT_PACKAGE $DPKG_MAINTSCRIPT_NAME: $*\" >> {}\n",
-                Self::LOG
-            )
-            .into_bytes(),
+            &run,
+            format!("{record}while [ \"${{1#--}}\" != \"$1\" ]; do shift; done\nexec \"$@\"\n")
+                .as_bytes(),
         );
         // No policy-rc.d that would stop deb-systemd-invoke.
         assert!(!root.path("/usr/sbin/policy-rc.d").exists());
@@ -423,11 +491,52 @@ fn enabled(root: &Root) -> Vec<(String, PathBuf)> {
     found
 }
 
+/// The previous version, and the commit whose build-deb made it (with
+/// dpkg-deb: no maintainer scripts, an md5sums file).
+const PREVIOUS: (&str, &str) = ("1.4.7", "fea69e4");
+
+/// The previous version's package for `arch`, built into `out` by its own
+/// build-deb, taken from the repository's history, around this version's
+/// release binaries (what is tested is the upgrade, not the old binaries).
+fn previous_package(out: &Path, arch: &str) -> PathBuf {
+    let (version, commit) = PREVIOUS;
+    let release = ARCHES.iter().find(|(a, _)| *a == arch).unwrap().1;
+    let tree = TempDir::new("debprev");
+    let mut c = Command::new("sh");
+    c.args(["-c", "git -C \"$0\" archive \"$1\" | tar -x -C \"$2\""])
+        .args([TOP, commit, tree.0.to_str().unwrap()]);
+    let o = run_bounded(c, SLOW_LIMIT * 4);
+    assert!(
+        o.status.success(),
+        "commit {commit} of the history is needed (a full clone): {}",
+        text(&o.stderr)
+    );
+    fs::create_dir_all(tree.path("dist")).unwrap();
+    for program in ["autossh", "autossh-tunnels"] {
+        copy_executable(
+            Path::new(&format!("{TOP}/dist/{program}-{VERSION}-{release}")),
+            &tree.path(&format!("dist/{program}-{version}-{release}")),
+        );
+    }
+    let mut c = Command::new(tree.path("packaging/debian/build-deb"));
+    c.arg("--out").arg(out).arg(arch);
+    let o = run_bounded(c, SLOW_LIMIT * 4);
+    assert!(
+        o.status.success(),
+        "{version}'s build-deb: {}",
+        text(&o.stderr)
+    );
+    let deb = PathBuf::from(text(&o.stdout).trim());
+    assert_eq!(field(&deb, "Version"), version);
+    deb
+}
+
 #[test]
 fn replaces_debians_autossh_runs_and_purges_cleanly() {
     if !have_release_binaries()
         || !remote::can_run()
         || !have_tool("/usr/bin/unshare", "util-linux")
+        || !have_tool("/usr/bin/git", "git")
     {
         return;
     }
@@ -440,12 +549,17 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     assert_eq!(native.trim(), arch, "the root's architecture");
     let out = TempDir::new("debpkg");
     let deb = build(&out.0, &[&arch]).remove(0);
-    // The previous version: the same files and scripts, an earlier number.
-    let previous = build_version(&out.0, Some("1.4.6"), &[&arch]).remove(0);
+    let previous = previous_package(&out.0, &arch);
     let ours = contents(&deb);
     let systemctl = Systemctl::new(&root);
     let scripts = |calls: &[&str]| -> Vec<String> {
         calls.iter().map(|c| format!("autossh-rs {c}")).collect()
+    };
+    let version = |v: &str| {
+        assert_eq!(
+            root.ok("dpkg-query -W -f '${Status} ${Version}' autossh-rs"),
+            format!("install ok installed {v}")
+        );
     };
 
     // Debian's autossh first: its wrapper script is /usr/bin/autossh.
@@ -462,61 +576,79 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     }
     let install = |package: &Path| {
         let name = package.file_name().unwrap().to_str().unwrap();
-        let said = root.offline(&format!("apt-get install -y /tmp/{name} 2>&1"));
-        assert!(said.contains("autossh-rs"), "{said}");
+        root.offline(&format!("apt-get install -y /tmp/{name} 2>&1"));
     };
 
-    // The previous version replaces Debian's: systemd reads the new unit,
-    // nothing is started, nothing enabled.
+    // The previous version, which had no maintainer scripts, replaces
+    // Debian's.
     install(&previous);
-    assert_eq!(
-        root.ok("dpkg-query -W -f '${Status} ${Version}' autossh-rs"),
-        "install ok installed 1.4.6"
-    );
+    version(PREVIOUS.0);
     let theirs = root.sh("dpkg-query -W -f '${Status}' autossh");
     assert!(
         !text(&theirs.stdout).contains("install ok installed"),
         "Debian's autossh is still installed"
     );
-    assert_eq!(
-        systemctl.calls(),
-        scripts(&["postinst: --system daemon-reload"])
-    );
+    assert_eq!(systemctl.calls(), Vec::<String>::new());
     assert!(enabled(&root).is_empty(), "{:?}", enabled(&root));
 
-    // A tunnel enabled as the administrator does (systemd's own systemctl,
-    // offline), and a link of theirs to a unit of their own.
+    // Tunnels enabled as the administrator does: with systemd's own
+    // systemctl (offline), by hand to the unit's other path and relatively;
+    // and a link of theirs to a unit of their own.
     root.ok("systemctl.real --quiet --root=/ enable autossh@relay.service");
-    let relay = (
-        "multi-user.target.wants/autossh@relay.service".to_string(),
-        PathBuf::from("/lib/systemd/system/autossh@.service"),
+    let link = |name: &str, to: &str| (name.to_string(), PathBuf::from(to));
+    let relay = link(
+        "multi-user.target.wants/autossh@relay.service",
+        "/lib/systemd/system/autossh@.service",
     );
     assert_eq!(enabled(&root), vec![relay.clone()]);
-    let theirs = (
-        "multi-user.target.wants/autossh@mine.service".to_string(),
-        PathBuf::from("/etc/systemd/system/autossh@.service"),
+    let by_hand = [
+        link(
+            "multi-user.target.wants/autossh@usr.service",
+            "/usr/lib/systemd/system/autossh@.service",
+        ),
+        link(
+            "network-online.target.wants/autossh@rel.service",
+            "../../../../lib/systemd/system/autossh@.service",
+        ),
+    ];
+    let theirs = link(
+        "multi-user.target.wants/autossh@mine.service",
+        "/etc/systemd/system/autossh@.service",
     );
-    std::os::unix::fs::symlink(&theirs.1, root.path("/etc/systemd/system").join(&theirs.0))
-        .unwrap();
+    for (name, to) in by_hand.iter().chain([&theirs]) {
+        let at = root.path("/etc/systemd/system").join(name);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(to, at).unwrap();
+    }
+    let mut all = vec![relay, theirs.clone()];
+    all.extend(by_hand);
+    all.sort();
+    assert_eq!(enabled(&root), all);
 
-    // The upgrade: the old scripts leave the tunnels running, the new ones
-    // reload systemd and restart the running instances.
+    // The upgrade: systemd reloads, and the running instances restart, in a
+    // unit of their own a few seconds later (here at once).
     install(&deb);
-    assert_eq!(
-        root.ok("dpkg-query -W -f '${Status} ${Version}' autossh-rs"),
-        format!("install ok installed {VERSION}")
-    );
+    version(VERSION);
     assert_eq!(
         systemctl.calls(),
         scripts(&[
-            "postrm: --system daemon-reload",
-            "postinst: --system daemon-reload",
-            "postinst: try-restart autossh@*.service",
+            "postinst: systemctl --system daemon-reload",
+            "postinst: systemd-run --quiet --no-block --collect --on-active=5 \
+             --description=restart of the autossh@ tunnels after an upgrade \
+             deb-systemd-invoke try-restart autossh@*.service",
+            "postinst: systemctl try-restart autossh@*.service",
         ])
     );
     // dpkg computed the md5sums the package does not carry, and they hold.
     assert!(root.path("/var/lib/dpkg/info/autossh-rs.md5sums").exists());
     assert_eq!(root.ok("dpkg --verify autossh-rs"), "");
+    // Into another root (DPKG_ROOT), the scripts leave this system alone.
+    for script in ["postinst configure 1.4.7", "prerm remove", "postrm remove"] {
+        root.ok(&format!(
+            "DPKG_ROOT=/nonexistent /var/lib/dpkg/info/autossh-rs.{script}"
+        ));
+    }
+    assert_eq!(systemctl.calls(), Vec::<String>::new());
 
     assert_eq!(root.ok("autossh -V"), "autossh 1.4g\n");
     assert_eq!(root.ok("/usr/lib/autossh/autossh -V"), "autossh 1.4g\n");
@@ -574,8 +706,8 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     assert_eq!(
         systemctl.calls(),
         scripts(&[
-            "prerm: stop autossh@*.service",
-            "postrm: --system daemon-reload"
+            "prerm: systemctl stop autossh@*.service",
+            "postrm: systemctl --system daemon-reload"
         ])
     );
     let left: Vec<&String> = ours.iter().filter(|f| root.path(f).exists()).collect();
@@ -584,7 +716,7 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
         vec!["/etc/logcheck/ignore.d.workstation/autossh"],
         "after remove"
     );
-    assert_eq!(enabled(&root), vec![theirs.clone(), relay]);
+    assert_eq!(enabled(&root), all);
 
     // Purged, with systemd not running this time: no call, and nothing of
     // ours, the links to our unit included; the administrator's link stays.
@@ -599,7 +731,18 @@ fn replaces_debians_autossh_runs_and_purges_cleanly() {
     for folder in ["/usr/lib/autossh", "/usr/share/doc/autossh-rs"] {
         assert!(!root.path(folder).exists(), "{folder} left");
     }
-    assert_eq!(enabled(&root), vec![theirs]);
+    assert_eq!(enabled(&root), vec![theirs.clone()]);
     let status = root.sh("dpkg-query -W -f '${Status}' autossh-rs 2>&1");
     assert!(!text(&status.stdout).contains("installed"), "{status:?}");
+
+    // A first install of this version: systemd reloads, and that is all.
+    systemctl.running(true);
+    install(&deb);
+    version(VERSION);
+    assert_eq!(
+        systemctl.calls(),
+        scripts(&["postinst: systemctl --system daemon-reload"])
+    );
+    assert_eq!(enabled(&root), vec![theirs]);
+    root.offline("apt-get purge -y autossh-rs 2>&1");
 }
