@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::list;
 
-pub const USAGE: &str = "usage: autossh-tunnels start | stop | restart [NAME] | reload | status [NAME] [--json] | check | metrics | add NAME SSH-ARGS...\n";
+pub const USAGE: &str = "usage: autossh-tunnels start | stop | restart [NAME] | reload | status [NAME] [--json] | check | metrics | add NAME SSH-ARGS... | openwrt procd|status [SECTION]\n";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -26,6 +26,12 @@ pub enum Request {
     },
     /// The DSM app's server side, one CGI request (`cgi`).
     Cgi,
+    /// OpenWrt's init script's: the procd calls of `/etc/config/autossh`'s
+    /// tunnels (`procd`), or their state (`status`); all, or one section.
+    OpenWrt {
+        status: bool,
+        section: Option<String>,
+    },
     Version,
     Help,
 }
@@ -53,6 +59,20 @@ pub fn parse_args(args: &[OsString]) -> Result<Request, String> {
                         .map_err(|_| "the arguments of add are not UTF-8 text".to_string())
                 })
                 .collect::<Result<_, _>>()?,
+        },
+        [b"openwrt", what @ (b"procd" | b"status")] => Request::OpenWrt {
+            status: *what == b"status",
+            section: None,
+        },
+        [b"openwrt", what @ (b"procd" | b"status"), n] => Request::OpenWrt {
+            status: *what == b"status",
+            section: Some(
+                std::str::from_utf8(n)
+                    .ok()
+                    .filter(|n| !n.is_empty() && n.len() <= 64)
+                    .ok_or("a section is named by at most 64 characters of text")?
+                    .to_string(),
+            ),
         },
         [b"-V" | b"--version"] => Request::Version,
         [b"-h" | b"--help"] => Request::Help,

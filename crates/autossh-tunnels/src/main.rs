@@ -21,6 +21,7 @@ mod files;
 mod form;
 mod launch;
 mod list;
+mod openwrt;
 mod procs;
 mod report;
 mod run_dir;
@@ -78,6 +79,23 @@ fn run(args: &[OsString], vars: &[(OsString, OsString)], exe: Option<&Path>) -> 
         }
         _ => {}
     }
+    if let Request::OpenWrt { status, section } = &request {
+        // OpenWrt's tunnels come from its UCI file, not from the list.
+        let set = |name: &str, default: &str| {
+            std::path::PathBuf::from(
+                lookup(name)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(default.into()),
+            )
+        };
+        let file = set("AUTOSSH_UCI_CONFIG", openwrt::CONFIG);
+        let run_dir = set("AUTOSSH_RUN_DIR", openwrt::RUN_DIR);
+        return if *status {
+            openwrt::status(&file, &run_dir, section.as_deref())
+        } else {
+            openwrt::procd(&file, &run_dir, section.as_deref())
+        };
+    }
     let settings = match Settings::from_lookup(env, exe.and_then(Path::parent)) {
         Ok(s) => Settings {
             environment: passed_environment(vars),
@@ -97,6 +115,8 @@ fn run(args: &[OsString], vars: &[(OsString, OsString)], exe: Option<&Path>) -> 
         Request::Check => runner.check(),
         Request::Metrics => runner.metrics(),
         Request::Cgi => cgi::main(runner.s, env),
+        // Answered above, without the list's settings.
+        Request::OpenWrt { .. } => 1,
         Request::Version | Request::Help => 0,
         Request::Start => runner.start_all().print(),
         Request::Stop => runner.stop_all().print(),
