@@ -30,25 +30,35 @@ pub const RUN_DIR: &str = "/var/run/autossh";
 pub const AUTOSSH: &str = "/usr/sbin/autossh";
 
 /// One `config TYPE [NAME]` section of a UCI file, with its options in
-/// order (a `list` adds one value per line) and the first problem found in
-/// its lines, if any.
+/// order (`list` marks a list's items) and the first problem found in its
+/// lines, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
     pub kind: String,
     pub name: Option<String>,
     pub line: usize,
-    pub options: Vec<(String, String)>,
+    pub options: Vec<(String, String, bool)>,
     pub problem: Option<String>,
 }
 
 impl Section {
-    /// The last value of option `name` (UCI's `config_get`).
-    fn get(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// Option `name` as OpenWrt's `config_get` gives it, as uci builds it
+    /// line by line: `option` sets the value (`''` deletes it), `list` adds
+    /// an item (to the value there was); the items joined by blanks.
+    fn get(&self, name: &str) -> Option<String> {
+        let mut items: Vec<&str> = Vec::new();
+        for (k, v, list) in &self.options {
+            if k != name {
+                continue;
+            }
+            if !list {
+                items.clear();
+            }
+            if !v.is_empty() {
+                items.push(v);
+            }
+        }
+        Some(items.join(" ")).filter(|v| !v.is_empty())
     }
 }
 
@@ -65,38 +75,52 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// How a line of text is cut into words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grammar {
+    /// A line of a UCI file: `#` outside quotes begins a comment, and in
+    /// double quotes `\` takes the next character, whatever it is.
+    Uci,
+    /// A command line (`ssh`) as a shell splits an option's value: `#` is
+    /// text, and in double quotes `\` is kept before anything but `$`,
+    /// `` ` ``, `"` and `\`.
+    Shell,
+}
+
 /// The words of one line as UCI reads them: separated by blanks, each made
 /// of unquoted text (where `\` takes the next character as it is),
-/// `'single'` (as written) and `"double"` quoted parts (where `\` takes the
-/// next character) run together; `#` at the start of a word begins a
-/// comment.
+/// `'single'` (as written) and `"double"` quoted parts run together.
 fn uci_words(line: &str) -> Result<Vec<String>, String> {
-    shell_words(line, true)
+    words(line, Grammar::Uci)
 }
 
-/// The same grammar for a value that holds a command line (`ssh`), where
-/// `#` is text.
+/// The words of a value that holds a command line (`ssh`), split as a
+/// shell splits them (nothing is expanded).
 pub fn split_command(text: &str) -> Result<Vec<String>, String> {
-    shell_words(text, false)
+    words(text, Grammar::Shell)
 }
 
-fn shell_words(text: &str, comments: bool) -> Result<Vec<String>, String> {
+fn words(text: &str, grammar: Grammar) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        while chars.next_if(char::is_ascii_whitespace).is_some() {}
         match chars.peek() {
             None => return Ok(words),
-            Some('#') if comments => return Ok(words),
+            Some('#') if grammar == Grammar::Uci => return Ok(words),
             _ => {}
         }
         let mut word = String::new();
         while let Some(&c) = chars.peek() {
-            if c.is_whitespace() {
+            if c.is_ascii_whitespace() {
                 break;
             }
             chars.next();
             match c {
+                '#' if grammar == Grammar::Uci => {
+                    words.push(word);
+                    return Ok(words);
+                }
                 '\'' => loop {
                     match chars.next() {
                         Some('\'') => break,
@@ -108,7 +132,13 @@ fn shell_words(text: &str, comments: bool) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('"') => break,
                         Some('\\') => match chars.next() {
-                            Some(c) => word.push(c),
+                            Some(c) => {
+                                if grammar == Grammar::Shell && !matches!(c, '$' | '`' | '"' | '\\')
+                                {
+                                    word.push('\\');
+                                }
+                                word.push(c)
+                            }
                             None => return Err("a \" quote is not closed".into()),
                         },
                         Some(c) => word.push(c),
@@ -126,18 +156,89 @@ fn shell_words(text: &str, comments: bool) -> Result<Vec<String>, String> {
     }
 }
 
-/// Reads a UCI file's text. A wrong line is reported with its number; in a
+/// Reads a UCI file. A wrong line is reported with its number; in a
 /// section it marks that section (its tunnel is not started), outside one
-/// it stops nothing.
-pub fn parse(text: &str) -> Uci {
+/// it stops nothing. A `config` line always begins a section, even a wrong
+/// one, so that its options are never taken for the one before; a section
+/// named again continues the first of that name, as uci does.
+pub fn parse(bytes: &[u8]) -> Uci {
     let mut uci = Uci::default();
-    for (n, line) in text.lines().enumerate() {
+    // The section the lines belong to.
+    let mut current: Option<usize> = None;
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let n = n + 1;
         let problem = |why: String| format!("line {n}: {why}");
-        let words = match uci_words(line) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line);
+        let raw: Vec<&[u8]> = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty())
+            .collect();
+        if raw.first() == Some(&&b"config"[..]) {
+            // The type and name as written, for a section that cannot be read.
+            let plain = |w: Option<&&[u8]>| {
+                w.map(|w| {
+                    String::from_utf8_lossy(w)
+                        .trim_matches(|c| c == '\'' || c == '"')
+                        .to_string()
+                })
+            };
+            let (kind, name, why) = match text
+                .map_err(|_| "not UTF-8 text".to_string())
+                .and_then(uci_words)
+            {
+                Ok(w) if (2..=3).contains(&w.len()) => {
+                    let name = w.get(2).cloned();
+                    let why = if !is_name(&w[1]) {
+                        Some(format!("{:?} is not a section type", w[1]))
+                    } else if name.as_deref().is_some_and(|s| !is_name(s)) {
+                        Some(format!(
+                            "{:?} is not a section name (letters, digits, _)",
+                            name.as_deref().unwrap_or_default()
+                        ))
+                    } else {
+                        None
+                    };
+                    (w[1].clone(), name, why)
+                }
+                Ok(w) => (
+                    plain(raw.get(1)).unwrap_or_default(),
+                    plain(raw.get(2)),
+                    Some(format!("config with {} words", w.len() - 1)),
+                ),
+                Err(why) => (
+                    plain(raw.get(1)).unwrap_or_default(),
+                    plain(raw.get(2)),
+                    Some(why),
+                ),
+            };
+            let again = why.is_none()
+                && name.is_some()
+                && uci
+                    .sections
+                    .iter()
+                    .position(|s| s.name == name && s.kind == kind)
+                    .inspect(|&i| current = Some(i))
+                    .is_some();
+            if !again {
+                uci.sections.push(Section {
+                    kind,
+                    name,
+                    line: n,
+                    options: Vec::new(),
+                    problem: why.map(problem),
+                });
+                current = Some(uci.sections.len() - 1);
+            }
+            continue;
+        }
+        let words = match text
+            .map_err(|_| "not UTF-8 text".to_string())
+            .and_then(uci_words)
+        {
             Ok(w) => w,
             Err(why) => {
-                fail(&mut uci, problem(why));
+                fail(&mut uci, current, problem(why));
                 continue;
             }
         };
@@ -146,47 +247,28 @@ pub fn parse(text: &str) -> Uci {
         };
         let shape = match (keyword.as_str(), words.len()) {
             ("package", 2) => Ok(None),
-            ("config", 2 | 3) => {
-                // A wrong section is a section all the same, so that its
-                // options are not taken for the one before.
-                let name = words.get(2).cloned();
-                let why = if !is_name(&words[1]) {
-                    Some(format!("{:?} is not a section type", words[1]))
-                } else if name.as_deref().is_some_and(|s| !is_name(s)) {
-                    Some(format!(
-                        "{:?} is not a section name (letters, digits, _)",
-                        name.as_deref().unwrap_or_default()
-                    ))
-                } else {
-                    None
-                };
-                uci.sections.push(Section {
-                    kind: words[1].clone(),
-                    name,
-                    line: n,
-                    options: Vec::new(),
-                    problem: why.map(problem),
-                });
-                Ok(None)
-            }
             ("option" | "list", 3) if !is_name(&words[1]) => {
                 Err(format!("{:?} is not an option name", words[1]))
             }
-            ("option" | "list", 3) => Ok(Some((words[1].clone(), words[2].clone()))),
-            ("package" | "config" | "option" | "list", _) => {
+            ("option" | "list", 3) => Ok(Some((
+                words[1].clone(),
+                words[2].clone(),
+                keyword == "list",
+            ))),
+            ("package" | "option" | "list", _) => {
                 Err(format!("{keyword} with {} words", words.len() - 1))
             }
             _ => Err(format!("{keyword:?} is not a UCI keyword")),
         };
         match shape {
             Ok(None) => {}
-            Ok(Some(option)) => match uci.sections.last_mut() {
-                Some(s) => s.options.push(option),
+            Ok(Some(option)) => match current {
+                Some(i) => uci.sections[i].options.push(option),
                 None => uci
                     .problems
                     .push(problem("an option before any section".into())),
             },
-            Err(why) => fail(&mut uci, problem(why)),
+            Err(why) => fail(&mut uci, current, problem(why)),
         }
     }
     uci
@@ -194,10 +276,10 @@ pub fn parse(text: &str) -> Uci {
 
 /// Marks the section being read with `why` (its first problem), or notes
 /// `why` for the file when no section has begun.
-fn fail(uci: &mut Uci, why: String) {
-    match uci.sections.last_mut() {
-        Some(s) => {
-            s.problem.get_or_insert(why);
+fn fail(uci: &mut Uci, current: Option<usize>, why: String) {
+    match current {
+        Some(i) => {
+            uci.sections[i].problem.get_or_insert(why);
         }
         None => uci.problems.push(why),
     }
@@ -242,7 +324,8 @@ pub enum Plan {
     Broken(String),
 }
 
-/// UCI's booleans (`config_get_bool`).
+/// UCI's booleans (`config_get_bool`); anything else is neither, and the
+/// option's default counts.
 fn boolean(value: &str) -> Option<bool> {
     match value {
         "1" | "on" | "true" | "yes" | "enabled" => Some(true),
@@ -272,10 +355,9 @@ pub fn plan(t: &Tunnel, run_dir: &Path) -> Plan {
     if let Some(why) = &s.problem {
         return Plan::Broken(why.clone());
     }
-    match s.get("enabled").map(|v| (v, boolean(v))) {
-        None | Some((_, Some(true))) => {}
-        Some((_, Some(false))) => return Plan::Disabled,
-        Some((v, None)) => return Plan::Broken(format!("enabled is {v:?}, not 0 or 1")),
+    // As `config_get_bool enabled 1`: on unless it says off.
+    if s.get("enabled").and_then(|v| boolean(&v)) == Some(false) {
+        return Plan::Disabled;
     }
     match instance(t, run_dir) {
         Ok(i) => Plan::Run(i),
@@ -284,9 +366,9 @@ pub fn plan(t: &Tunnel, run_dir: &Path) -> Plan {
 }
 
 /// Option `name` of `s`, which must be one word if it is there.
-fn one_word<'a>(s: &'a Section, name: &str) -> Result<Option<&'a str>, String> {
+fn one_word(s: &Section, name: &str) -> Result<Option<String>, String> {
     match s.get(name) {
-        Some(v) if v.is_empty() || v.chars().any(char::is_whitespace) => {
+        Some(v) if v.chars().any(|c| c.is_ascii_whitespace()) => {
             Err(format!("{name} is {v:?}, not one word"))
         }
         other => Ok(other),
@@ -296,12 +378,12 @@ fn one_word<'a>(s: &'a Section, name: &str) -> Result<Option<&'a str>, String> {
 fn instance(t: &Tunnel, run_dir: &Path) -> Result<Instance, String> {
     let s = t.section;
     let ssh =
-        split_command(s.get("ssh").unwrap_or_default()).map_err(|why| format!("ssh: {why}"))?;
+        split_command(&s.get("ssh").unwrap_or_default()).map_err(|why| format!("ssh: {why}"))?;
     if ssh.is_empty() {
         return Err("the ssh option is needed (ssh's arguments)".into());
     }
     let mut command = vec![AUTOSSH.to_string()];
-    let localhost = one_word(s, "localhost")?.unwrap_or("localhost");
+    let localhost = one_word(s, "localhost")?.unwrap_or_else(|| "localhost".into());
     match (
         one_word(s, "localport")?,
         one_word(s, "remoteport")?,
@@ -318,55 +400,44 @@ fn instance(t: &Tunnel, run_dir: &Path) -> Result<Instance, String> {
         }
         (None, None, _) => {}
     }
-    if let Some(proxy) = s.get("dropbearproxy").filter(|v| !v.is_empty()) {
-        command.extend(["-J".into(), proxy.to_string()]);
+    if let Some(proxy) = s.get("dropbearproxy") {
+        command.extend(["-J".into(), proxy]);
     }
     command.extend(ssh);
 
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |key: &str, value: &str| env.push((key.to_string(), value.to_string()));
-    let monitor = s.get("monitorport").unwrap_or("20000");
-    if !number(monitor, 65534, false) {
+    let monitor = s.get("monitorport").unwrap_or_else(|| "20000".into());
+    if !number(&monitor, 65534, false) {
         return Err(format!(
             "monitorport is {monitor:?}, not a port (0 for none)"
         ));
     }
-    set("AUTOSSH_PORT", monitor);
+    set("AUTOSSH_PORT", &monitor);
+    let most = u64::from(u32::MAX);
     // (option, variable, default, largest, may be negative)
     let numbers: [(&str, &str, Option<&str>, u64, bool); 6] = [
-        ("poll", "AUTOSSH_POLL", Some("600"), u32::MAX as u64, false),
-        (
-            "gatetime",
-            "AUTOSSH_GATETIME",
-            Some("0"),
-            u32::MAX as u64,
-            false,
-        ),
-        (
-            "first_poll",
-            "AUTOSSH_FIRST_POLL",
-            None,
-            u32::MAX as u64,
-            false,
-        ),
+        ("poll", "AUTOSSH_POLL", Some("600"), most, false),
+        ("gatetime", "AUTOSSH_GATETIME", Some("0"), most, false),
+        ("first_poll", "AUTOSSH_FIRST_POLL", None, most, false),
         ("loglevel", "AUTOSSH_LOGLEVEL", None, 7, false),
+        ("maxlifetime", "AUTOSSH_MAXLIFETIME", None, most, false),
         (
-            "maxlifetime",
-            "AUTOSSH_MAXLIFETIME",
+            "maxstart",
+            "AUTOSSH_MAXSTART",
             None,
-            u32::MAX as u64,
-            false,
+            u64::from(i32::MAX.unsigned_abs()),
+            true,
         ),
-        ("maxstart", "AUTOSSH_MAXSTART", None, i32::MAX as u64, true),
     ];
     for (option, var, default, max, negative) in numbers {
-        let Some(value) = s.get(option).filter(|v| !v.is_empty()).or(default) else {
+        let Some(value) = s.get(option).or(default.map(String::from)) else {
             continue;
         };
-        if !number(value, max, negative) {
+        if !number(&value, max, negative) {
             return Err(format!("{option} is {value:?}, not a number"));
         }
-        set(var, value);
+        set(var, &value);
     }
     for (option, var) in [
         ("logfile", "AUTOSSH_LOGFILE"),
@@ -374,14 +445,13 @@ fn instance(t: &Tunnel, run_dir: &Path) -> Result<Instance, String> {
         ("path", "AUTOSSH_PATH"),
         ("pidfile", "AUTOSSH_PIDFILE"),
     ] {
-        if let Some(value) = s.get(option).filter(|v| !v.is_empty()) {
-            set(var, value);
+        if let Some(value) = s.get(option) {
+            set(var, &value);
         }
     }
-    match s.get("ntservice").map(|v| (v, boolean(v))) {
-        Some((_, Some(true))) => set("AUTOSSH_NTSERVICE", "yes"),
-        None | Some((_, Some(false))) => {}
-        Some((v, None)) => return Err(format!("ntservice is {v:?}, not 0 or 1")),
+    // As `config_get_bool ntservice 0`.
+    if s.get("ntservice").and_then(|v| boolean(&v)) == Some(true) {
+        set("AUTOSSH_NTSERVICE", "yes");
     }
     let state = run_dir.join(format!("{}.state", t.name));
     set("AUTOSSH_STATEFILE", &state.to_string_lossy());
@@ -389,10 +459,7 @@ fn instance(t: &Tunnel, run_dir: &Path) -> Result<Instance, String> {
         name: t.name.clone(),
         command,
         env,
-        pidfile: s
-            .get("pidfile")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        pidfile: s.get("pidfile"),
         port: monitor.parse().unwrap_or(0),
     })
 }
@@ -512,7 +579,7 @@ pub fn procd(file: &Path, run_dir: &Path, only: Option<&str>) -> i32 {
 fn read(file: &Path) -> Result<Uci, String> {
     let text = crate::files::read_file(file, crate::files::FILE_MAX, true)
         .map_err(|e| format!("{}: {e}", crate::files::shown_path(file)))?;
-    Ok(parse(&String::from_utf8_lossy(&text)))
+    Ok(parse(&text))
 }
 
 /// Whether `pid` is an autossh that runs now.
@@ -608,7 +675,10 @@ mod tests {
         assert_eq!(w("option a 'it'\\''s'").unwrap(), ["option", "a", "it's"]);
         assert_eq!(w("option a ''").unwrap(), ["option", "a", ""]);
         assert_eq!(w("option a b # c").unwrap(), ["option", "a", "b"]);
-        assert_eq!(w("option a b#c").unwrap(), ["option", "a", "b#c"]);
+        assert_eq!(w("option a b#c").unwrap(), ["option", "a", "b"]);
+        assert_eq!(w("option a 'b#c'").unwrap(), ["option", "a", "b#c"]);
+        assert_eq!(w(r#"option a "\q""#).unwrap(), ["option", "a", "q"]);
+        assert_eq!(split_command(r#"-o "a\qb\$""#).unwrap(), ["-o", "a\\qb$"]);
         assert_eq!(w("  # all of it").unwrap(), Vec::<String>::new());
         assert!(w("option a 'open").is_err());
         assert!(w("option a \"open").is_err());
@@ -637,14 +707,14 @@ config autossh
 
     #[test]
     fn openwrts_sample_is_one_disabled_tunnel() {
-        let uci = parse(SAMPLE);
+        let uci = parse(SAMPLE.as_bytes());
         assert!(uci.problems.is_empty());
         let p = plans(&uci, Path::new("/run"), None);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].0.name, "@autossh[0]");
         assert_eq!(p[0].1, Plan::Disabled);
         // Enabled, it runs as OpenWrt's script runs it, and keeps state.
-        let uci = parse(&SAMPLE.replace("enabled\t'0'", "enabled\t'1'"));
+        let uci = parse(SAMPLE.replace("enabled\t'0'", "enabled\t'1'").as_bytes());
         let p = plans(&uci, Path::new("/run"), None);
         let Plan::Run(i) = &p[0].1 else {
             panic!("{p:?}")
@@ -677,7 +747,7 @@ config autossh
     #[test]
     fn every_option_in_its_meaning() {
         let uci = parse(
-            "package autossh\n\
+            b"package autossh\n\
              config autossh relay\n\
              option ssh \"-p 2200 'u@h'\"\n\
              option localport 22\n\
@@ -783,7 +853,7 @@ config autossh after
 \toption ssh 'v@h'
 \toption monitorport 20400
 ";
-        let uci = parse(text);
+        let uci = parse(text.as_bytes());
         let shown: Vec<(String, String)> = plans(&uci, Path::new("/r"), None)
             .iter()
             .map(|(t, p)| {
@@ -819,12 +889,61 @@ config autossh after
         assert_eq!(shown, want);
         assert!(uci.problems.is_empty());
         // A line before any section is the file's problem.
-        let uci = parse("option ssh x\nconfig autossh\noption ssh u@h\n");
+        let uci = parse(b"option ssh x\nconfig autossh\noption ssh u@h\n");
         assert_eq!(uci.problems, ["line 1: an option before any section"]);
         assert!(matches!(
             plans(&uci, Path::new("/r"), None)[0].1,
             Plan::Run(_)
         ));
+    }
+
+    #[test]
+    fn odd_lines_as_uci_takes_them() {
+        let text = b"config autossh one\r
+\toption ssh 'a@h' # a comment\r
+\tlist ssh '-N'\r
+\tlist ssh '-T'\r
+\toption enabled 'True'\r
+\toption localport ''\r
+\toption monitorport ''\r
+config autossh my tunnel
+\toption ssh 'b@h'
+config autossh 'open
+\toption ssh 'c@h'
+config autossh one
+\toption poll 30
+config autossh bytes
+\toption message '\xff'
+config autossh off
+\toption ssh 'd@h'
+\toption enabled off
+";
+        let uci = parse(text);
+        let p = plans(&uci, Path::new("/r"), None);
+        let shown: Vec<String> = p
+            .iter()
+            .map(|(t, p)| match p {
+                Plan::Run(i) => format!("{}: {} / {}", t.name, i.command[1..].join(" "), {
+                    let env: Vec<String> = i.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    env.join(" ")
+                }),
+                Plan::Disabled => format!("{}: off", t.name),
+                Plan::Broken(why) => format!("{}: {why}", t.name),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                // A list is its items joined; an empty value is none; a
+                // boolean uci does not know is the default; the section
+                // named again goes on.
+                "one: a@h -N -T / AUTOSSH_PORT=20000 AUTOSSH_POLL=30 AUTOSSH_GATETIME=0 AUTOSSH_STATEFILE=/r/one.state",
+                "my: line 8: config with 3 words",
+                "open: line 10: a ' quote is not closed",
+                "bytes: line 15: not UTF-8 text",
+                "off: off",
+            ]
+        );
     }
 
     #[test]

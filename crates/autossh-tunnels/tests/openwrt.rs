@@ -30,6 +30,10 @@ struct Router {
 impl Drop for Router {
     fn drop(&mut self) {
         for c in &mut self.children {
+            // Only a child not yet reaped is still ours, with its own.
+            if !matches!(c.try_wait(), Ok(None)) {
+                continue;
+            }
             for pid in descendants(c.id() as i32) {
                 signal(pid, libc::SIGKILL);
             }
@@ -48,12 +52,11 @@ struct Instance {
     respawn: Vec<String>,
 }
 
-/// The bracketed arguments of a recorded line.
-fn arguments(line: &str) -> Vec<String> {
-    line.split(" [")
-        .skip(1)
-        .map(|a| a.strip_suffix(']').unwrap_or(a).to_string())
-        .collect()
+/// A recorded call: its words (each followed by the unit separator).
+fn call(line: &str) -> Vec<String> {
+    let mut words: Vec<String> = line.split('\x1f').map(str::to_string).collect();
+    assert_eq!(words.pop().as_deref(), Some(""), "{line:?}");
+    words
 }
 
 impl Router {
@@ -115,8 +118,9 @@ impl Router {
         let (mut instances, mut other) = (Vec::new(), Vec::new());
         let mut open: Option<Instance> = None;
         for line in text.lines() {
-            let args = arguments(line);
-            match (line.split(' ').next().unwrap(), open.as_mut()) {
+            let words = call(line);
+            let args = &words[1..];
+            match (words[0].as_str(), open.as_mut()) {
                 ("open", None) => {
                     open = Some(Instance {
                         name: args.concat(),
@@ -130,7 +134,7 @@ impl Router {
                     what => panic!("procd was told {what}: {line}"),
                 },
                 ("close", Some(_)) => instances.push(open.take().unwrap()),
-                (_, None) => other.push(line.to_string()),
+                (_, None) => other.push(words.join(" ")),
                 _ => panic!("out of order: {line}\n{text}"),
             }
         }
@@ -159,15 +163,36 @@ impl Router {
     }
 }
 
+/// A configuration of the shape of the sample OpenWrt's package installs:
+/// one section without a name, disabled.
+const OPENWRTS_SHAPE: &str = "\
+config autossh
+\toption ssh\t'-i /etc/dropbear/id_rsa -N -T -R 2222:localhost:22 user@host'
+\toption gatetime\t'0'
+\toption monitorport\t'20000'
+\toption poll\t'600'
+\toption enabled\t'0'
+";
+
 #[test]
 fn openwrts_sample_configuration_starts_nothing_and_says_so() {
-    let sample = fs::read_to_string(format!("{TOP}/deploy/openwrt/autossh.config")).unwrap();
-    let r = Router::new("owsample", &sample);
+    // The package's own sample: one disabled tunnel, with a name.
+    let ours = fs::read_to_string(format!("{TOP}/deploy/openwrt/autossh.config")).unwrap();
+    let r = Router::new("owours", &ours);
+    let (code, out, err) = r.init("start", &[]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    assert!(r.told().0.is_empty());
+    let (code, out, _) = r.init("status", &[]);
+    assert_eq!((code, out.as_str()), (3, "relay: disabled\n"));
+    drop(r);
+
+    let sample = OPENWRTS_SHAPE;
+    let r = Router::new("owsample", sample);
     let (code, out, err) = r.init("start", &[]);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
     let (instances, other) = r.told();
     assert!(instances.is_empty(), "{instances:?}");
-    assert_eq!(other, ["trigger [autossh]"]);
+    assert_eq!(other, ["trigger autossh"]);
     let (code, out, err) = r.init("status", &[]);
     assert_eq!(out, "@autossh[0]: disabled\n", "{err}");
     assert_eq!(code, 3);
@@ -331,15 +356,24 @@ fn two_tunnels_run_and_the_broken_ones_are_named() {
 #[test]
 fn a_missing_or_unreadable_configuration_is_told() {
     let r = Router::new("owmissing", "");
+    let file = r.config.display().to_string();
     fs::remove_file(&r.config).unwrap();
-    let (code, out, err) = r.init("start", &[]);
-    // The init script's eval runs nothing; procd is told of no instance.
-    assert_eq!(code, 0);
-    assert_eq!(out, "");
-    assert!(err.starts_with("autossh-tunnels: "), "{err}");
-    assert!(err.contains("autossh"), "{err}");
-    assert!(r.told().0.is_empty());
-    let (code, _, err) = r.init("status", &[]);
-    assert_eq!(code, 1);
-    assert!(!err.is_empty());
+    for unreadable in [false, true] {
+        if unreadable {
+            // A folder where the file should be.
+            fs::create_dir(&r.config).unwrap();
+        }
+        let (code, out, err) = r.init("start", &[]);
+        // The init script's eval runs nothing; procd is told of no instance.
+        assert_eq!(code, 0);
+        assert_eq!(out, "");
+        assert!(
+            err.starts_with(&format!("autossh-tunnels: {file}: ")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(r.told().0.is_empty());
+        let (code, out, err2) = r.init("status", &[]);
+        assert_eq!((code, out.as_str(), err2.as_str()), (1, "", err.as_str()));
+    }
 }
