@@ -541,12 +541,8 @@ pub fn problems(file: &Path, uci: &Uci, plans: &[(Tunnel, Plan)]) -> Vec<String>
 /// `openwrt procd [SECTION]`: the calls on stdout, the problems on stderr;
 /// 1 if there was one (or SECTION is not a tunnel of the file).
 pub fn procd(file: &Path, run_dir: &Path, only: Option<&str>) -> i32 {
-    let uci = match read(file) {
-        Ok(u) => u,
-        Err(why) => {
-            eprintln!("autossh-tunnels: {why}");
-            return 1;
-        }
+    let Some(uci) = read(file) else {
+        return 1;
     };
     let plans = plans(&uci, run_dir, only);
     let mut status = 0;
@@ -558,8 +554,7 @@ pub fn procd(file: &Path, run_dir: &Path, only: Option<&str>) -> i32 {
         );
         status = 1;
     }
-    if let Some(name) = only.filter(|_| plans.is_empty()) {
-        eprintln!("autossh-tunnels: {}: no tunnel {name}", file.display());
+    if missing(file, only, &plans) {
         status = 1;
     }
     let mut out = String::new();
@@ -576,10 +571,25 @@ pub fn procd(file: &Path, run_dir: &Path, only: Option<&str>) -> i32 {
     status
 }
 
-fn read(file: &Path) -> Result<Uci, String> {
-    let text = crate::files::read_file(file, crate::files::FILE_MAX, true)
-        .map_err(|e| format!("{}: {e}", crate::files::shown_path(file)))?;
-    Ok(parse(&text))
+/// The file, read; or None, once why not is told.
+fn read(file: &Path) -> Option<Uci> {
+    match crate::files::read_file(file, crate::files::FILE_MAX, true) {
+        Ok(text) => Some(parse(&text)),
+        Err(e) => {
+            eprintln!("autossh-tunnels: {}: {e}", crate::files::shown_path(file));
+            None
+        }
+    }
+}
+
+/// Whether `only` names no tunnel of the file (`plans` being its), told
+/// if so.
+fn missing(file: &Path, only: Option<&str>, plans: &[(Tunnel, Plan)]) -> bool {
+    let Some(name) = only.filter(|_| plans.is_empty()) else {
+        return false;
+    };
+    eprintln!("autossh-tunnels: {}: no tunnel {name}", file.display());
+    true
 }
 
 /// Whether `pid` is an autossh that runs now.
@@ -595,16 +605,11 @@ fn autossh_runs(pid: u32) -> bool {
 /// 0 when every enabled tunnel runs, 3 when none does, else 1 (a tunnel
 /// that cannot start is one that does not run).
 pub fn status(file: &Path, run_dir: &Path, only: Option<&str>) -> i32 {
-    let uci = match read(file) {
-        Ok(u) => u,
-        Err(why) => {
-            eprintln!("autossh-tunnels: {why}");
-            return 1;
-        }
+    let Some(uci) = read(file) else {
+        return 1;
     };
     let plans = plans(&uci, run_dir, only);
-    if let Some(name) = only.filter(|_| plans.is_empty()) {
-        eprintln!("autossh-tunnels: {}: no tunnel {name}", file.display());
+    if missing(file, only, &plans) {
         return 1;
     }
     let (mut enabled, mut running) = (0, 0);
