@@ -616,14 +616,18 @@ pub fn have_reference() -> bool {
 }
 
 /// A port P with P and P+1 free on 127.0.0.1 now, different for each caller in
-/// this process.
+/// this process. The pairs lie below the kernel's ephemeral range, so that no
+/// connection (of this test or another running beside it) is given P or P+1
+/// as its local port between this check and the test's use of them.
 pub fn free_pair() -> u16 {
     use std::net::TcpListener;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = 20000 + (std::process::id() % 200) * 40;
+    let (low, high) = (10_000, ephemeral_start().clamp(12_002, 65_535) - 2);
+    let span = high - low;
+    let base = (std::process::id() % 200) * 97;
     for _ in 0..2000 {
         let n = NEXT.fetch_add(2, Ordering::Relaxed);
-        let port = (base + n % 8000) as u16;
+        let port = (low + (base + n) % span) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
         {
@@ -631,6 +635,14 @@ pub fn free_pair() -> u16 {
         }
     }
     panic!("no free port pair");
+}
+
+/// The first port of the kernel's ephemeral range (32768 by default).
+fn ephemeral_start() -> u32 {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// socat plays the forwards in the probe tests.
