@@ -215,8 +215,10 @@ fn stdout_fd() -> BorrowedFd<'static> {
 
 /// Whether `fd` is /dev/null (or a copy of it under another name).
 pub fn is_null(fd: impl AsFd) -> bool {
+    // st_rdev is 32 bits wide on MIPS, dev_t 64.
     nix::sys::stat::fstat(fd).is_ok_and(|st| {
-        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && st.st_rdev as libc::dev_t == libc::makedev(1, 3)
     })
 }
 

@@ -49,6 +49,8 @@ pub fn local_time(t: i64) -> libc::tm {
     extern "C" {
         fn tzset();
     }
+    // (libc marks time_t deprecated on musl, whose 32-bit one will widen.)
+    #[allow(deprecated)]
     let t = t as libc::time_t;
     // SAFETY: tzset only reads TZ and the zone files; localtime_r writes only
     // into the zeroed struct it is given. nix wraps neither.

@@ -21,7 +21,7 @@ const TOP: &str = env!("CARGO_MANIFEST_DIR");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Each package and the release binary it carries.
-const ARCHES: [(&str, &str); 8] = [
+const ARCHES: [(&str, &str); 11] = [
     ("x86_64", "x86_64"),
     ("i386_pentium4", "i686"),
     ("aarch64_generic", "aarch64"),
@@ -30,6 +30,9 @@ const ARCHES: [(&str, &str); 8] = [
     ("arm_cortex-a7_neon-vfpv4", "armv7"),
     ("arm_cortex-a9_vfpv3-d16", "armv7"),
     ("arm_cortex-a15_neon-vfpv4", "armv7"),
+    ("mips_24kc", "mips"),
+    ("mipsel_24kc", "mipsel"),
+    ("mipsel_74kc", "mipsel"),
 ];
 
 fn text(b: &[u8]) -> String {

@@ -317,7 +317,11 @@ fn busy_return_port_is_fatal() {
     c.env("FAKE_PLAN", "hang");
     let o = run_bounded(c, LIMIT);
     assert_eq!(o.status.code(), Some(1));
-    let message = format!("bind on 127.0.0.1:{}: Address already in use", port + 1);
+    let message = format!(
+        "bind on 127.0.0.1:{}: {}",
+        port + 1,
+        os_words("Address already in use")
+    );
     assert_eq!(fake.messages(), vec![message.clone()]);
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),

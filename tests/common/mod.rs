@@ -15,6 +15,24 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The C library's words for an OS error, given as glibc says it: the
+/// binary under test prints its own C library's (`strerror`, as the
+/// original does). That is glibc's, but musl's for the router builds, which
+/// `.ci/run` names with AUTOSSH_BIN_LIBC=musl.
+pub fn os_words(glibc: &'static str) -> &'static str {
+    if std::env::var("AUTOSSH_BIN_LIBC").as_deref() != Ok("musl") {
+        return glibc;
+    }
+    match glibc {
+        "Address already in use" => "Address in use",
+        "Too many levels of symbolic links" => "Symbolic link loop",
+        "Connection timed out" => "Operation timed out",
+        "No route to host" => "Host is unreachable",
+        "Network is unreachable" => "Network unreachable",
+        same => same,
+    }
+}
+
 /// The binary under test: the one named by AUTOSSH_BIN when that is set (a
 /// static build for another processor, run under emulation), else cargo's:
 /// for the tunnel-list crate's tests, the workspace's autossh beside its
