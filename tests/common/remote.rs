@@ -315,6 +315,18 @@ impl Remote {
         out.stdout
     }
 
+    /// The remote's host key as a line of known_hosts.
+    pub fn known_hosts_line(&self) -> String {
+        let public = fs::read_to_string(self.dir.path("host_key.pub")).unwrap();
+        let mut f = public.split_whitespace();
+        format!(
+            "{} {} {}\n",
+            self.addr,
+            f.next().unwrap(),
+            f.next().unwrap()
+        )
+    }
+
     /// Lets the holder of `public_key` (a line of id_*.pub) log in as root.
     pub fn authorize(&self, public_key: &str) {
         let mut keys = fs::OpenOptions::new()
