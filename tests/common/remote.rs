@@ -133,6 +133,18 @@ impl Remote {
             &link,
         ]);
         sh(&["ip", "link", "set", &link, "up"]);
+        // While the link is down (a cut), the remote's net is unreachable
+        // from here, as behind a router's own link, instead of sought
+        // through this machine's default route, out of the namespaces.
+        sh(&[
+            "ip",
+            "route",
+            "add",
+            "unreachable",
+            &remote.net(),
+            "metric",
+            "4000",
+        ]);
         let inside = |args: &[&str]| {
             let mut v = vec!["ip", "netns", "exec", ns.as_str()];
             v.extend_from_slice(args);
@@ -315,6 +327,12 @@ impl Remote {
         out.stdout
     }
 
+    /// The /29 of the link.
+    fn net(&self) -> String {
+        let [a, b, c, d] = self.host_addr.octets();
+        format!("{a}.{b}.{c}.{}/29", d & !7)
+    }
+
     /// The remote's host key as a line of known_hosts.
     pub fn known_hosts_line(&self) -> String {
         let public = fs::read_to_string(self.dir.path("host_key.pub")).unwrap();
@@ -418,6 +436,9 @@ impl Drop for Remote {
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
         let _ = Command::new("ip")
             .args(["link", "del", &self.link])
+            .output();
+        let _ = Command::new("ip")
+            .args(["route", "del", "unreachable", &self.net(), "metric", "4000"])
             .output();
     }
 }
