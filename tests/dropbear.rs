@@ -138,7 +138,11 @@ fn dbclient_tunnels_are_kept_up() {
         } else {
             assert_eq!(fake.count_log("key accepted"), 0, "{:?}", fake.messages());
         }
-        assert!(wait_until(SLOW_LIMIT, || state(&fake).starts_with("state=up\n")));
+        assert!(
+            wait_until(SLOW_LIMIT, || state(&fake).starts_with("state=up\n")),
+            "{mode}: {}",
+            state(&fake)
+        );
 
         let first = child_pid(&fake).expect("a child pid in the log");
         signal(first, libc::SIGKILL);

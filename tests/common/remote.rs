@@ -79,6 +79,8 @@ pub struct Remote {
     spare_addr: Ipv4Addr,
     children: Vec<Child>,
     sshd: Option<Child>,
+    /// Whether this remote's net was made unreachable while its link is down.
+    unreachable_route: bool,
 }
 
 impl Default for Remote {
@@ -118,6 +120,7 @@ impl Remote {
             spare_addr,
             children: Vec::new(),
             sshd: None,
+            unreachable_route: false,
         };
         sh(&["ip", "netns", "add", &ns]);
         sh(&[
@@ -136,15 +139,17 @@ impl Remote {
         // While the link is down (a cut), the remote's net is unreachable
         // from here, as behind a router's own link, instead of sought
         // through this machine's default route, out of the namespaces.
+        // (replace: one left by a run that was killed must not stop this one.)
         sh(&[
             "ip",
             "route",
-            "add",
+            "replace",
             "unreachable",
             &remote.net(),
             "metric",
             "4000",
         ]);
+        remote.unreachable_route = true;
         let inside = |args: &[&str]| {
             let mut v = vec!["ip", "netns", "exec", ns.as_str()];
             v.extend_from_slice(args);
@@ -437,9 +442,11 @@ impl Drop for Remote {
         let _ = Command::new("ip")
             .args(["link", "del", &self.link])
             .output();
-        let _ = Command::new("ip")
-            .args(["route", "del", "unreachable", &self.net(), "metric", "4000"])
-            .output();
+        if self.unreachable_route {
+            let _ = Command::new("ip")
+                .args(["route", "del", "unreachable", &self.net(), "metric", "4000"])
+                .output();
+        }
     }
 }
 
